@@ -1,0 +1,400 @@
+//! Test helpers for Rampart, used by the integration tests and benches.
+//!
+//! - [`Harness`]: a throw-away directory with a test PKI and a policy, a
+//!   gateway started in-process from it on `127.0.0.1:0`, and a
+//!   [`RecordingUpstream`] behind it.
+//! - [`RecordingUpstream`]: a real HTTP server on `127.0.0.1:0` that records
+//!   every request it receives, so a test can assert that a refused request
+//!   never reached the backend.
+//! - [`Client`]: an HTTPS client trusting the test CA, HTTP/1.1 or HTTP/2.
+//!
+//! No fixed ports, no external servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+pub use rampart::demo::pki::TestPki;
+pub use rampart::runtime::Server;
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    /// Path and query as received.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real upstream that records what reaches it.
+///
+/// Behaviour by path:
+/// - `/status/{code}[/…]`: answers `{code}` with a body that leaks internals
+///   (a stack trace), as a careless backend would;
+/// - `/delay/{ms}`: waits, then 200;
+/// - anything else: 200 with a small JSON echo of method and path.
+///
+/// Every response carries `Server` and `X-Powered-By` headers so tests can
+/// check that the gateway strips them.
+pub struct RecordingUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingUpstream {
+    pub async fn start() -> Self {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = tcp.accept().await else {
+                    continue;
+                };
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let seen = seen.clone();
+                        async move { Ok::<_, Infallible>(upstream_answer(req, seen).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    seen.lock().unwrap().push(Recorded {
+        method: parts.method.clone(),
+        target: target.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    let path = parts.uri.path();
+    let (status, body) = if let Some(code) = path.strip_prefix("/status/") {
+        let code = code
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::OK);
+        (
+            code,
+            "java.lang.NullPointerException\n\tat com.bank.core.Ledger.post(Ledger.java:42)\n\tdb=core-db-7.bank.internal".to_string(),
+        )
+    } else if let Some(ms) = path.strip_prefix("/delay/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        (StatusCode::OK, "{\"slept\":true}".to_string())
+    } else {
+        (
+            StatusCode::OK,
+            serde_json::json!({"method": parts.method.as_str(), "target": target}).to_string(),
+        )
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("server", "Apache/2.4.1 (Unix) OpenSSL/1.0.2")
+        .header("x-powered-by", "PHP/5.6.40")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub version: http::Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Which HTTP version a [`Client`] speaks (chosen by ALPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    Http1,
+    Http2,
+}
+
+/// An HTTPS client that trusts one CA.
+#[derive(Clone)]
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+}
+
+impl Client {
+    /// A client for `https://localhost:{port}` trusting `ca_pem`.
+    pub fn new(ca_pem: &str, addr: SocketAddr, alpn: Alpn) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        use rustls_pki_types::pem::PemObject;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only();
+        let connector = match alpn {
+            Alpn::Http1 => b.enable_http1().build(),
+            Alpn::Http2 => b.enable_http2().build(),
+        };
+        let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+        builder.http2_only(alpn == Alpn::Http2);
+        Self {
+            inner: builder.build(connector),
+            base: format!("https://localhost:{}", addr.port()),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> TestResponse {
+        self.try_send(method, path, headers, body).await.unwrap()
+    }
+
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<TestResponse, hyper_util::client::legacy::Error> {
+        let mut req = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).unwrap();
+        let resp = self.inner.request(req).await?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        Ok(TestResponse {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// The policy head every harness policy starts with: one TLS listener on
+/// 127.0.0.1:0, the admin listener on 127.0.0.1:0 with a token file, and an
+/// upstream `backend` pointing at the recording upstream.
+pub fn base_policy(upstream_url: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "public"
+bind = "127.0.0.1:0"
+[listeners.tls]
+cert = "server.pem"
+key = "server.key"
+
+[admin]
+bind = "127.0.0.1:0"
+token_file = "admin.token"
+
+[[upstreams]]
+name = "backend"
+targets = ["{upstream_url}"]
+connect_timeout = "1s"
+request_timeout = "5s"
+"#
+    )
+}
+
+/// The admin token every harness writes.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A gateway with a recording upstream, started in-process.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub pki: TestPki,
+    pub upstream: RecordingUpstream,
+    pub server: Option<Server>,
+    pub policy_path: PathBuf,
+}
+
+impl Harness {
+    /// Starts a recording upstream and a gateway whose policy is
+    /// [`base_policy`] followed by `rest` (routes and more).
+    pub async fn start(rest: &str) -> Self {
+        let upstream = RecordingUpstream::start().await;
+        let policy = format!("{}\n{}", base_policy(&upstream.url()), rest);
+        Self::start_with(upstream, &policy).await
+    }
+
+    /// Starts a gateway from a whole policy text (which may use the PKI
+    /// files `server.pem`, `server.key`, `ca.pem`, `client.pem`,
+    /// `client.key` and `admin.token`).
+    pub async fn start_with(upstream: RecordingUpstream, policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::generate(&["localhost", "127.0.0.1"]).unwrap();
+        pki.write(dir.path()).unwrap();
+        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        let policy_path = dir.path().join("rampart.toml");
+        std::fs::write(&policy_path, policy).unwrap();
+        let server = rampart::runtime::start(&policy_path)
+            .await
+            .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
+        Self {
+            dir,
+            pki,
+            upstream,
+            server: Some(server),
+            policy_path,
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server().first_addr().unwrap()
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.server().admin_addr(), path)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.pki.ca_cert_pem, self.addr(), Alpn::Http1)
+    }
+
+    pub fn client_h2(&self) -> Client {
+        Client::new(&self.pki.ca_cert_pem, self.addr(), Alpn::Http2)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Replaces the policy file (the running gateway is not told).
+    pub fn write_policy(&self, policy: &str) {
+        std::fs::write(&self.policy_path, policy).unwrap();
+    }
+
+    /// Shuts the gateway down, draining in-flight requests.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// A plain HTTP/1.1 client for the admin listener.
+pub async fn admin_request(method: Method, url: &str, bearer: Option<&str>) -> TestResponse {
+    let client: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let mut req = Request::builder().method(method).uri(url);
+    if let Some(t) = bearer {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    TestResponse {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Path to the `rampart` binary built for the integration tests.
+pub fn rampart_bin() -> PathBuf {
+    // Integration tests set CARGO_BIN_EXE_rampart; the testkit cannot see it
+    // at compile time, so tests pass it in. This helper finds it next to the
+    // test executable as a fallback.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join("rampart")
+}

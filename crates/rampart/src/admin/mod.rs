@@ -1,0 +1,203 @@
+//! The admin listener: health, readiness, metrics, reload.
+//!
+//! Threat answered: the control plane reachable by API clients (invariant
+//! 5). The admin router is served only on its own listener (loopback by
+//! default, and a data-plane listener can never share its port); it is never
+//! mounted on a data-plane listener. `POST /admin/reload` needs the admin
+//! token, compared in constant time; without a configured token it is
+//! disabled. Full admin authentication (people with password and TOTP,
+//! machines with mTLS) comes with the authorization capability.
+//!
+//! | Endpoint | Auth | Answer |
+//! |---|---|---|
+//! | `GET /healthz` | none | 200 while the process runs |
+//! | `GET /readyz` | none | 200 when serving, 503 while draining |
+//! | `GET /metrics` | none | Prometheus text format |
+//! | `POST /admin/reload` | admin token | 200 with the new generation; 422 with every problem, running policy kept |
+
+pub mod config;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use self::config::AdminConfig;
+use crate::config::{ConfigProblem, LoadedConfig};
+use crate::runtime::Runtime;
+use crate::secret::Secret;
+
+/// Validated admin settings.
+#[derive(Debug)]
+pub struct AdminPolicy {
+    /// Admin listener address.
+    pub bind: std::net::SocketAddr,
+    /// The admin token; `None` disables token-guarded endpoints.
+    pub token: Option<Secret<Vec<u8>>>,
+}
+
+/// Shortest admin token accepted, in bytes.
+pub const MIN_TOKEN_LEN: usize = 24;
+
+// === impl AdminPolicy ===
+
+impl AdminPolicy {
+    /// Validates `[admin]` and reads the token.
+    pub fn from_config(cfg: &AdminConfig, loaded: &LoadedConfig) -> Result<Self, Vec<ConfigProblem>> {
+        let token = match (&cfg.token_file, &cfg.token_env) {
+            (Some(_), Some(_)) => {
+                return Err(vec![ConfigProblem::error(
+                    "admin.token_env",
+                    "set token_file or token_env, not both",
+                )])
+            }
+            (None, None) => None,
+            (Some(f), None) => {
+                let path = loaded.resolve(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => Some(("admin.token_file", s.trim().to_string())),
+                    Err(e) => {
+                        return Err(vec![ConfigProblem::error(
+                            "admin.token_file",
+                            format!("cannot read {}: {e}", path.display()),
+                        )])
+                    }
+                }
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(s) => Some(("admin.token_env", s.trim().to_string())),
+                Err(_) => {
+                    return Err(vec![ConfigProblem::error(
+                        "admin.token_env",
+                        format!("environment variable `{var}` is not set"),
+                    )])
+                }
+            },
+        };
+        let token = match token {
+            Some((key, t)) if t.len() < MIN_TOKEN_LEN => {
+                return Err(vec![ConfigProblem::error(
+                    key,
+                    format!("the admin token must be at least {MIN_TOKEN_LEN} characters"),
+                )])
+            }
+            Some((_, t)) => Some(Secret::new(t.into_bytes())),
+            None => None,
+        };
+        Ok(Self {
+            bind: cfg.bind,
+            token,
+        })
+    }
+}
+
+/// The admin router.
+pub fn router(runtime: Arc<Runtime>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/admin/reload", post(reload))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"title": "Not found", "status": 404})),
+            )
+        })
+        .with_state(runtime)
+}
+
+/// Serves the admin router on `tcp` until shutdown.
+pub async fn serve(tcp: TcpListener, runtime: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
+    let app = router(runtime);
+    let served = axum::serve(tcp, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
+    if rt.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    }
+}
+
+async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        rt.metrics().encode(),
+    )
+        .into_response()
+}
+
+fn authorised(rt: &Runtime, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let gw = rt.snapshot();
+    let Some(token) = &gw.admin.token else {
+        return Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({"title": "No admin token is configured; reload with SIGHUP", "status": 403})),
+            )
+                .into_response(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if token.ct_eq(presented.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"rampart-admin\"")],
+                Json(json!({"title": "Unauthorized", "status": 401})),
+            )
+                .into_response(),
+        ))
+    }
+}
+
+async fn reload(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    match rt.reload().await {
+        Ok(generation) => (
+            StatusCode::OK,
+            Json(json!({"status": "reloaded", "generation": generation})),
+        )
+            .into_response(),
+        Err(errors) => {
+            let problems: Vec<_> = errors
+                .errors()
+                .map(|p| json!({"path": p.path, "line": p.line, "message": p.message, "text": errors.render(p)}))
+                .collect();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(
+                    json!({"status": "refused", "detail": "the running policy stays", "problems": problems}),
+                ),
+            )
+                .into_response()
+        }
+    }
+}

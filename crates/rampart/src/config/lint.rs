@@ -1,0 +1,74 @@
+//! Lints: valid choices that weaken security, reported as warnings.
+//!
+//! `rampart check` prints them; `serve` logs them at start and on reload.
+
+use std::net::IpAddr;
+
+use super::{ConfigProblem, GatewayConfig};
+use crate::route::config::{AuthnChoice, UpstreamErrors};
+
+/// Warnings about a parsed policy.
+pub fn lint(cfg: &GatewayConfig) -> Vec<ConfigProblem> {
+    let mut w = Vec::new();
+    if cfg.dangerous.allow_plain_http {
+        w.push(ConfigProblem::warning(
+            "dangerous.allow_plain_http",
+            "plain-HTTP listeners are allowed: credentials and banking data may cross the network unencrypted",
+        ));
+    }
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        if l.tls.is_none() {
+            w.push(ConfigProblem::warning(
+                format!("listeners[{i}]"),
+                "listener without TLS",
+            ));
+        }
+    }
+    if cfg.response.hsts.is_empty() {
+        w.push(ConfigProblem::warning("response.hsts", "HSTS is off"));
+    }
+    if !cfg.admin.bind.ip().is_loopback() {
+        w.push(ConfigProblem::warning(
+            "admin.bind",
+            "the admin listener is reachable from other hosts; keep it on loopback or a management network",
+        ));
+    }
+    if cfg.admin.token_file.is_none() && cfg.admin.token_env.is_none() {
+        w.push(ConfigProblem::warning(
+            "admin",
+            "no admin token: POST /admin/reload is disabled (SIGHUP still reloads)",
+        ));
+    }
+    for (i, r) in cfg.routes.iter().enumerate() {
+        if matches!(&r.authn, Some(AuthnChoice::One(s)) if s == "none") {
+            w.push(ConfigProblem::warning(
+                format!("routes[{i}].authn"),
+                format!("route `{}` is open to unauthenticated clients", r.id),
+            ));
+        }
+        if r.upstream_errors == UpstreamErrors::Pass {
+            w.push(ConfigProblem::warning(
+                format!("routes[{i}].upstream_errors"),
+                "upstream 5xx bodies reach clients unfiltered (stack traces, internal names)",
+            ));
+        }
+    }
+    for (i, u) in cfg.upstreams.iter().enumerate() {
+        for (j, t) in u.targets.iter().enumerate() {
+            if let Some(rest) = t.strip_prefix("http://") {
+                let host = rest.split(['/', '?']).next().unwrap_or("");
+                let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let loopback =
+                    host == "localhost" || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+                if !loopback {
+                    w.push(ConfigProblem::warning(
+                        format!("upstreams[{i}].targets[{j}]"),
+                        "plain HTTP to a non-loopback upstream: traffic behind the gateway is unencrypted",
+                    ));
+                }
+            }
+        }
+    }
+    w
+}

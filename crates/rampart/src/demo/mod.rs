@@ -1,0 +1,189 @@
+//! `rampart demo`: a sample bank, the gateway in front of it, and the admin
+//! listener, in one process, with nothing to set up.
+//!
+//! It generates a throw-away CA and server certificate ([`pki`]), starts the
+//! sample bank API ([`bank`]) on an ephemeral loopback port, renders the demo
+//! policy (`config/demo/rampart.toml`) into the demo directory, starts the
+//! gateway from that file exactly as `rampart serve` would, writes
+//! `demo.json`, and prints `curl` lines. Everything binds to 127.0.0.1.
+
+pub mod bank;
+pub mod pki;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::json;
+
+/// The demo policy template, with `@GATEWAY_BIND@`, `@ADMIN_BIND@` and
+/// `@BANK_URL@` placeholders.
+pub const POLICY_TEMPLATE: &str = include_str!("../../../../config/demo/rampart.toml");
+
+/// Renders the demo policy template.
+pub fn render_policy(gateway: SocketAddr, admin: SocketAddr, bank_url: &str) -> String {
+    POLICY_TEMPLATE
+        .replace("@GATEWAY_BIND@", &gateway.to_string())
+        .replace("@ADMIN_BIND@", &admin.to_string())
+        .replace("@BANK_URL@", bank_url)
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM.
+pub async fn run(dir: PathBuf, port: u16, admin_port: u16) -> ExitCode {
+    match start(&dir, port, admin_port).await {
+        Ok((server, info, bank)) => {
+            print_banner(&info);
+            server.run_until_signal().await;
+            bank.abort();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rampart demo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Starts everything and writes `demo.json`; returns the running gateway,
+/// the contents of `demo.json` and the bank's task.
+pub async fn start(
+    dir: &Path,
+    port: u16,
+    admin_port: u16,
+) -> Result<
+    (
+        crate::runtime::Server,
+        serde_json::Value,
+        tokio::task::JoinHandle<()>,
+    ),
+    String,
+> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pki = pki::TestPki::generate(&["localhost", "127.0.0.1", "::1"])
+        .map_err(|e| format!("cannot generate the demo PKI: {e}"))?;
+    let files = pki
+        .write(&dir)
+        .map_err(|e| format!("cannot write the demo PKI: {e}"))?;
+    let token = random_token();
+    pki::write_private(&dir.join("admin.token"), &format!("{token}\n"))
+        .map_err(|e| format!("cannot write the admin token: {e}"))?;
+
+    let bank_tcp = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| format!("cannot start the sample bank: {e}"))?;
+    let bank_addr = bank_tcp.local_addr().map_err(|e| e.to_string())?;
+    let bank = tokio::spawn(async move {
+        if let Err(e) = axum::serve(bank_tcp, bank::router()).await {
+            tracing::error!(error = %e, "sample bank stopped");
+        }
+    });
+    let bank_url = format!("http://{bank_addr}");
+
+    let gateway_bind = SocketAddr::from(([127, 0, 0, 1], port));
+    let admin_bind = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let policy_path = dir.join("rampart.toml");
+    std::fs::write(&policy_path, render_policy(gateway_bind, admin_bind, &bank_url))
+        .map_err(|e| format!("cannot write {}: {e}", policy_path.display()))?;
+    if let Ok(loaded) = crate::config::LoadedConfig::from_file(&policy_path) {
+        crate::telemetry::init(&loaded.config.logging);
+    }
+    let server = crate::runtime::start(&policy_path).await.map_err(|e| match e {
+        crate::runtime::StartError::Bind { addr, source, .. }
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            format!("{addr} is in use: pass --port/--admin-port (0 picks a free port)")
+        }
+        other => other.to_string(),
+    })?;
+    let gw_port = server.first_addr().map(|a| a.port()).unwrap_or(port);
+    let admin_addr = server.admin_addr();
+    let gateway_url = format!("https://localhost:{gw_port}");
+    let admin_url = format!("http://{admin_addr}");
+    let ca = files.ca_cert.display().to_string();
+    let curl = |args: &str| format!("curl --cacert {ca} {args}");
+    let examples = vec![
+        ("List accounts through the gateway", curl(&format!("{gateway_url}/v1/accounts"))),
+        ("Balances of one account", curl(&format!("{gateway_url}/v1/accounts/acc-1001/balances"))),
+        (
+            "Transactions, paged",
+            curl(&format!("'{gateway_url}/v1/accounts/acc-1001/transactions?page=2&page_size=5'")),
+        ),
+        (
+            "Initiate a payment",
+            curl(&format!(
+                "-X POST -H 'content-type: application/json' -d '{{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{{\"amount\":\"125.00\",\"currency\":\"EUR\"}},\"creditor\":{{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"}},\"remittance_information\":\"Invoice 2026-117\"}}' {gateway_url}/v1/payments"
+            )),
+        ),
+        ("An undeclared path: 404 problem+json, no server software named", curl(&format!("-i {gateway_url}/internal/admin"))),
+        ("A wrong method: 405 with Allow", curl(&format!("-i -X DELETE {gateway_url}/v1/accounts"))),
+        ("Traversal is refused, not routed", curl(&format!("-i --path-as-is {gateway_url}/v1/accounts/..%2F..%2Fadmin"))),
+        ("An upstream stack trace, scrubbed", curl(&format!("-i {gateway_url}/v1/debug/fail"))),
+        ("A slow upstream: 504 after the route's 2s timeout", curl(&format!("-i '{gateway_url}/v1/debug/slow?ms=5000'"))),
+        ("TLS 1.1 is refused", format!("openssl s_client -connect 127.0.0.1:{gw_port} -tls1_1 </dev/null")),
+        ("Prometheus metrics", format!("curl {admin_url}/metrics")),
+        (
+            "Reload the policy after editing it",
+            format!("curl -X POST -H \"Authorization: Bearer $(cat {}/admin.token)\" {admin_url}/admin/reload", dir.display()),
+        ),
+    ];
+    let info = json!({
+        "gateway_url": gateway_url,
+        "admin_url": admin_url,
+        "upstream_url": bank_url,
+        "ca_cert": ca,
+        "client_cert": files.client_cert.display().to_string(),
+        "client_key": files.client_key.display().to_string(),
+        "admin_token": token,
+        "policy": policy_path.display().to_string(),
+        "openapi": "config/demo/bank-openapi.yaml",
+        "examples": examples.iter().map(|(what, cmd)| json!({"what": what, "command": cmd})).collect::<Vec<_>>(),
+    });
+    let json_path = dir.join("demo.json");
+    let text = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
+    pki::write_private(&json_path, &text)
+        .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
+    // Give the listeners a moment to be scheduled before printing lines a
+    // user may paste at once.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok((server, info, bank))
+}
+
+fn print_banner(info: &serde_json::Value) {
+    let s = |k: &str| info.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    println!();
+    println!("Rampart demo is running. Ctrl-C stops it.");
+    println!();
+    println!(
+        "  gateway   {}   (HTTPS, test CA: {})",
+        s("gateway_url"),
+        s("ca_cert")
+    );
+    println!("  admin     {}", s("admin_url"));
+    println!(
+        "  upstream  {}   (the sample bank; clients never call it directly)",
+        s("upstream_url")
+    );
+    println!("  policy    {}", s("policy"));
+    println!();
+    if let Some(examples) = info.get("examples").and_then(|e| e.as_array()) {
+        for e in examples {
+            let what = e.get("what").and_then(|v| v.as_str()).unwrap_or("");
+            let cmd = e.get("command").and_then(|v| v.as_str()).unwrap_or("");
+            println!("# {what}");
+            println!("{cmd}");
+            println!();
+        }
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        // The system RNG failing is not recoverable in a meaningful way; a
+        // UUID v4 (also from the OS RNG) is the fallback.
+        return uuid::Uuid::new_v4().simple().to_string();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,169 @@
+//! The per-request context: identifiers, the connection, the route, timings.
+//!
+//! Each phase writes what it decided into the [`Exchange`] (the route id,
+//! later the principal and limiter key); metrics, the access log and, later,
+//! the audit trail read it. It holds no credential: nothing in it may be
+//! unsafe to log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Request, Version};
+use rustls_pki_types::CertificateDer;
+
+/// What the listener learnt about a connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Local address the client reached.
+    pub local: SocketAddr,
+    /// TLS details; `None` on a plain-HTTP listener.
+    pub tls: Option<TlsInfo>,
+    /// The listener's URI length limit when the connection was accepted.
+    pub max_uri_length: usize,
+    /// The listener's limit on request-head bytes, checked again here for
+    /// HTTP/2 where header bytes are counted after HPACK decoding.
+    pub max_header_bytes: usize,
+}
+
+/// The TLS session of a connection.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+    /// Negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    /// Server name the client asked for (SNI).
+    pub sni: Option<String>,
+    /// The client's verified certificate chain, leaf first; empty when none
+    /// was presented.
+    pub client_chain: Vec<CertificateDer<'static>>,
+}
+
+/// One request's context.
+#[derive(Debug)]
+pub struct Exchange {
+    /// Gateway-generated id (UUID v4), sent upstream and back.
+    pub request_id: String,
+    /// FAPI interaction id: the client's if well-formed, else generated.
+    pub interaction_id: HeaderValue,
+    /// The connection it arrived on.
+    pub conn: Arc<ConnInfo>,
+    /// Request method.
+    pub method: Method,
+    /// HTTP version of the client's request.
+    pub version: Version,
+    /// Monotonic start time.
+    pub started: Duration,
+    /// The normalised path, once the router has computed it.
+    pub path: Option<String>,
+    /// The route id, once matched.
+    pub route_id: Option<Arc<str>>,
+    /// Path parameters of the matched route, decoded.
+    pub params: Vec<(Arc<str>, String)>,
+    /// `forwarded`, or the stable code of the refusal.
+    pub outcome: &'static str,
+    /// The detailed internal cause of a refusal, for logs and audit only,
+    /// never for the client.
+    pub cause: Option<String>,
+}
+
+impl Exchange {
+    /// Starts the context of a request that arrived on `conn` at `now`.
+    pub fn start<B>(conn: Arc<ConnInfo>, req: &Request<B>, now: Duration) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let interaction_id = req
+            .headers()
+            .get("x-fapi-interaction-id")
+            .filter(|v| valid_interaction_id(v.as_bytes()))
+            .cloned()
+            .unwrap_or_else(new_interaction_id);
+        Self {
+            request_id,
+            interaction_id,
+            conn,
+            method: req.method().clone(),
+            version: req.version(),
+            started: now,
+            path: None,
+            route_id: None,
+            params: Vec::new(),
+            outcome: "forwarded",
+            cause: None,
+        }
+    }
+
+    /// A method name safe for a metric label: standard methods by name,
+    /// anything else `OTHER` (bounded cardinality).
+    pub fn method_label(&self) -> &'static str {
+        method_label(&self.method)
+    }
+
+    /// The HTTP version as text.
+    pub fn version_label(&self) -> &'static str {
+        match self.version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_11 => "HTTP/1.1",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "other",
+        }
+    }
+}
+
+/// A method name with bounded cardinality.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
+/// FAPI 2.0 asks for an RFC 4122 UUID; anything else is replaced so that a
+/// client cannot inject arbitrary text into our logs and upstream headers.
+fn valid_interaction_id(v: &[u8]) -> bool {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| uuid::Uuid::try_parse(s).ok())
+        .is_some()
+}
+
+fn new_interaction_id() -> HeaderValue {
+    let id = uuid::Uuid::new_v4().to_string();
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// An exchange on a loopback TLS connection, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_exchange(peer: &str, tls: bool) -> Exchange {
+    let conn = Arc::new(ConnInfo {
+        listener: Arc::from("public"),
+        peer: peer
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 1))),
+        local: SocketAddr::from(([127, 0, 0, 1], 8443)),
+        tls: tls.then(|| TlsInfo {
+            version: "TLSv1.3",
+            alpn: None,
+            sni: None,
+            client_chain: vec![],
+        }),
+        max_uri_length: 8192,
+        max_header_bytes: 32768,
+    });
+    let req = Request::new(());
+    Exchange::start(conn, &req, Duration::ZERO)
+}

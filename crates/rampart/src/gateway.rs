@@ -1,0 +1,117 @@
+//! The gateway snapshot: everything a request needs, built from one policy.
+//!
+//! A [`Gateway`] is immutable. Loading or reloading the policy builds a whole
+//! new one (parse, validate, read every file, compile the route table and
+//! the clients) and only then swaps it in; a request keeps the snapshot it
+//! started with until it ends. Building never binds a port, so
+//! `rampart check` runs exactly this.
+
+use std::sync::Arc;
+
+use crate::admin::AdminPolicy;
+use crate::clock::SharedClock;
+use crate::config::{lint, ConfigErrors, ConfigProblem, LoadedConfig, Severity};
+use crate::listener::ListenerPolicy;
+use crate::metrics::Metrics;
+use crate::respond::Responder;
+use crate::route::{RoutePolicy, Router};
+use crate::telemetry::LoggingConfig;
+use crate::upstream::Upstream;
+
+/// One immutable, validated policy, ready to serve.
+#[derive(Debug)]
+pub struct Gateway {
+    /// 1 at start, +1 per successful reload.
+    pub generation: u64,
+    /// Route table.
+    pub router: Router,
+    /// Upstreams, indexed by [`RoutePolicy::upstream`].
+    pub upstreams: Vec<Upstream>,
+    /// Response policy.
+    pub respond: Responder,
+    /// Data-plane listeners.
+    pub listeners: Vec<ListenerPolicy>,
+    /// Admin listener.
+    pub admin: AdminPolicy,
+    /// Logging settings (applied at start).
+    pub logging: LoggingConfig,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Process-wide metrics.
+    pub metrics: Arc<Metrics>,
+    /// Warnings found while building (insecure but valid choices).
+    pub warnings: Vec<ConfigProblem>,
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Validates the whole policy and builds the snapshot, reporting every
+    /// problem at once (warnings included).
+    pub fn build(
+        loaded: &LoadedConfig,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+        generation: u64,
+    ) -> Result<Self, ConfigErrors> {
+        let cfg = &loaded.config;
+        let mut problems = lint::lint(cfg);
+
+        let listeners = crate::listener::policies_from_config(cfg, loaded).map_err(|p| problems.extend(p));
+        let admin = AdminPolicy::from_config(&cfg.admin, loaded).map_err(|p| problems.extend(p));
+
+        let mut upstreams = Vec::new();
+        for (i, u) in cfg.upstreams.iter().enumerate() {
+            if cfg.upstreams[..i].iter().any(|o| o.name == u.name) {
+                problems.push(ConfigProblem::error(
+                    format!("upstreams[{i}].name"),
+                    format!("duplicate upstream name `{}`", u.name),
+                ));
+            }
+            match Upstream::from_config(i, u, loaded, clock.clone()) {
+                Ok(up) => upstreams.push(up),
+                Err(p) => problems.extend(p),
+            }
+        }
+        let index = |name: &str| cfg.upstreams.iter().position(|u| u.name == name);
+        let router = Router::from_config(&cfg.routes, index).map_err(|p| problems.extend(p));
+        if cfg.routes.is_empty() {
+            problems.push(ConfigProblem::warning(
+                "routes",
+                "no [[routes]]: every request will get 404",
+            ));
+        }
+        let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
+
+        let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
+        match (listeners, admin, router, respond) {
+            (Ok(listeners), Ok(admin), Ok(router), Ok(respond))
+                if !has_errors && upstreams.len() == cfg.upstreams.len() =>
+            {
+                Ok(Self {
+                    generation,
+                    router,
+                    upstreams,
+                    respond,
+                    listeners,
+                    admin,
+                    logging: cfg.logging.clone(),
+                    clock,
+                    metrics,
+                    warnings: loaded.problems(problems).problems,
+                })
+            }
+            _ => Err(loaded.problems(problems)),
+        }
+    }
+
+    /// The upstream a route forwards to.
+    pub fn upstream_of(&self, route: &RoutePolicy) -> Option<&Upstream> {
+        self.upstreams.get(route.upstream)
+    }
+
+    /// A listener's policy by name.
+    pub fn listener(&self, name: &str) -> Option<&ListenerPolicy> {
+        self.listeners.iter().find(|l| &*l.name == name)
+    }
+}

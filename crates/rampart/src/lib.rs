@@ -1,0 +1,34 @@
+//! Rampart: a security gateway for banking APIs.
+//!
+//! Read [`pipeline`] first: it is the whole life of a request. The other
+//! modules are the phases it calls, in the order it calls them, plus the
+//! machinery that builds a [`gateway::Gateway`] snapshot from the policy file
+//! ([`config`]) and serves it ([`runtime`], [`listener`], [`admin`]).
+//!
+//! `ARCHITECTURE.md` at the repository root is the map.
+
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod exchange;
+pub mod gateway;
+pub mod listener;
+pub mod metrics;
+pub mod pipeline;
+pub mod reject;
+pub mod respond;
+pub mod route;
+pub mod runtime;
+pub mod secret;
+pub mod telemetry;
+pub mod tls;
+pub mod upstream;
+
+/// The body type of every response the gateway sends and every request it
+/// forwards: either streamed from the other side, or generated here.
+pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+
+/// A boxed error for the few places where causes are heterogeneous.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

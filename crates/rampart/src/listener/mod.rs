@@ -1,0 +1,478 @@
+//! Data-plane listeners: accept, TLS, HTTP/1.1 and HTTP/2, connection limits.
+//!
+//! Threats answered: downgrade and weak cryptography (TLS 1.3/1.2 AEAD only,
+//! see [`crate::tls`]), slow-loris and idle-connection exhaustion (handshake,
+//! header-read and idle timeouts), connection floods (`max_connections`:
+//! extra connections are closed at once), oversized heads (431/414).
+//!
+//! Each accepted connection takes the TLS configuration of the snapshot that
+//! is current when it arrives, so a reload that re-reads certificates
+//! affects new connections only. Each request on it takes the then-current
+//! snapshot for its whole life. Shutdown stops accepting, asks every
+//! connection to finish its in-flight requests, and waits (bounded).
+
+pub mod config;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use self::config::{ClientAuth, ListenerConfig, ListenerLimitsConfig};
+use crate::config::{ConfigProblem, GatewayConfig, LoadedConfig};
+use crate::exchange::{ConnInfo, TlsInfo};
+use crate::metrics::ListenerLabels;
+use crate::runtime::Runtime;
+
+/// One validated listener.
+pub struct ListenerPolicy {
+    /// Name, for logs and metrics.
+    pub name: Arc<str>,
+    /// Bind address as configured.
+    pub bind: SocketAddr,
+    /// TLS acceptor; `None` for plain HTTP (only under `[dangerous]`).
+    pub tls: Option<TlsAcceptor>,
+    /// Limits.
+    pub limits: ListenerLimitsConfig,
+}
+
+impl std::fmt::Debug for ListenerPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerPolicy")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Validates every `[[listeners]]` entry and reads its certificates.
+pub fn policies_from_config(
+    cfg: &GatewayConfig,
+    loaded: &LoadedConfig,
+) -> Result<Vec<ListenerPolicy>, Vec<ConfigProblem>> {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    if cfg.listeners.is_empty() {
+        problems.push(ConfigProblem::error(
+            "listeners",
+            "at least one [[listeners]] is needed",
+        ));
+    }
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        if cfg.listeners[..i].iter().any(|o| o.name == l.name) {
+            problems.push(ConfigProblem::error(
+                format!("listeners[{i}].name"),
+                format!("duplicate listener name `{}`", l.name),
+            ));
+        }
+        if l.bind.port() != 0 && l.bind.port() == cfg.admin.bind.port() {
+            problems.push(ConfigProblem::error(
+                format!("listeners[{i}].bind"),
+                "the admin listener's port: the admin plane never shares a data-plane listener",
+            ));
+        }
+        match ListenerPolicy::from_config(i, l, cfg.dangerous.allow_plain_http, loaded) {
+            Ok(p) => out.push(p),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+// === impl ListenerPolicy ===
+
+impl ListenerPolicy {
+    fn from_config(
+        i: usize,
+        cfg: &ListenerConfig,
+        allow_plain: bool,
+        loaded: &LoadedConfig,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let at = |k: &str| format!("listeners[{i}].{k}");
+        let mut problems = Vec::new();
+        if cfg.name.trim().is_empty() {
+            problems.push(ConfigProblem::error(at("name"), "must not be empty"));
+        }
+        let lim = &cfg.limits;
+        if !(8192..=1024 * 1024).contains(&lim.max_header_bytes) {
+            problems.push(ConfigProblem::error(
+                at("limits.max_header_bytes"),
+                "must be between 8192 and 1048576",
+            ));
+        }
+        if !(256..=65536).contains(&lim.max_uri_length) {
+            problems.push(ConfigProblem::error(
+                at("limits.max_uri_length"),
+                "must be between 256 and 65536",
+            ));
+        }
+        if lim.max_connections == 0 {
+            problems.push(ConfigProblem::error(
+                at("limits.max_connections"),
+                "must be at least 1",
+            ));
+        }
+        if lim.max_concurrent_streams == 0 {
+            problems.push(ConfigProblem::error(
+                at("limits.max_concurrent_streams"),
+                "must be at least 1",
+            ));
+        }
+        for (k, d) in [
+            ("limits.tls_handshake_timeout", lim.tls_handshake_timeout),
+            ("limits.header_read_timeout", lim.header_read_timeout),
+            ("limits.idle_timeout", lim.idle_timeout),
+        ] {
+            if d.is_zero() {
+                problems.push(ConfigProblem::error(at(k), "must be more than 0"));
+            }
+        }
+        let tls = match &cfg.tls {
+            None if !allow_plain => {
+                problems.push(ConfigProblem::error(
+                    at("tls"),
+                    "required: plain HTTP is only allowed with [dangerous] allow_plain_http = true",
+                ));
+                None
+            }
+            None => None,
+            Some(t) => match server_config(i, t, loaded) {
+                Ok(c) => Some(TlsAcceptor::from(Arc::new(c))),
+                Err(p) => {
+                    problems.extend(p);
+                    None
+                }
+            },
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            name: Arc::from(cfg.name.as_str()),
+            bind: cfg.bind,
+            tls,
+            limits: cfg.limits.clone(),
+        })
+    }
+}
+
+fn server_config(
+    i: usize,
+    t: &config::ListenerTlsConfig,
+    loaded: &LoadedConfig,
+) -> Result<rustls::ServerConfig, Vec<ConfigProblem>> {
+    let at = |k: &str| format!("listeners[{i}].tls.{k}");
+    let mut problems = Vec::new();
+    let certs = crate::tls::load_certs(&loaded.resolve(&t.cert))
+        .map_err(|e| problems.push(ConfigProblem::error(at("cert"), e)));
+    let key = crate::tls::load_key(&loaded.resolve(&t.key))
+        .map_err(|e| problems.push(ConfigProblem::error(at("key"), e)));
+    let provider = crate::tls::provider();
+    let verifier = match (t.client_auth, &t.client_ca) {
+        (ClientAuth::None, None) => None,
+        (ClientAuth::None, Some(_)) => {
+            problems.push(ConfigProblem::error(
+                at("client_ca"),
+                "set, but client_auth = \"none\" never asks for a certificate",
+            ));
+            None
+        }
+        (_, None) => {
+            problems.push(ConfigProblem::error(
+                at("client_ca"),
+                "required when client_auth is \"optional\" or \"required\"",
+            ));
+            None
+        }
+        (mode, Some(ca)) => match crate::tls::load_roots(&loaded.resolve(ca)) {
+            Err(e) => {
+                problems.push(ConfigProblem::error(at("client_ca"), e));
+                None
+            }
+            Ok(roots) => {
+                let b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                let b = if mode == ClientAuth::Optional {
+                    b.allow_unauthenticated()
+                } else {
+                    b
+                };
+                match b.build() {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        problems.push(ConfigProblem::error(at("client_ca"), e.to_string()));
+                        None
+                    }
+                }
+            }
+        },
+    };
+    let (Ok(certs), Ok(key)) = (certs, key) else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(crate::tls::VERSIONS)
+        .map_err(|e| vec![ConfigProblem::error(at("cert"), e.to_string())])?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        vec![ConfigProblem::error(
+            at("key"),
+            format!("does not match the certificate: {e}"),
+        )]
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
+    Ok(config)
+}
+
+/// Shared counters of one listener's open connections.
+#[derive(Debug, Default)]
+pub struct ConnCounter {
+    open: AtomicUsize,
+}
+
+struct ConnGuard {
+    counter: Arc<ConnCounter>,
+    gauge: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.counter.open.fetch_sub(1, Ordering::SeqCst);
+        self.gauge.dec();
+    }
+}
+
+impl ConnCounter {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// Accepts connections on `tcp` until `shutdown` turns true.
+pub async fn serve(
+    tcp: TcpListener,
+    name: Arc<str>,
+    runtime: Arc<Runtime>,
+    counter: Arc<ConnCounter>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let labels = ListenerLabels {
+        listener: name.clone(),
+    };
+    loop {
+        let accepted = tokio::select! {
+            a = tcp.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let gw = runtime.snapshot();
+        let Some(policy) = gw.listener(&name) else {
+            continue;
+        };
+        let metrics = gw.metrics.clone();
+        if counter.open() >= policy.limits.max_connections {
+            metrics.connections_refused.get_or_create(&labels).inc();
+            drop(stream);
+            continue;
+        }
+        counter.open.fetch_add(1, Ordering::SeqCst);
+        let gauge = metrics.open_connections.get_or_create(&labels).clone();
+        gauge.inc();
+        metrics.connections.get_or_create(&labels).inc();
+        let guard = ConnGuard {
+            counter: counter.clone(),
+            gauge,
+        };
+        let acceptor = policy.tls.clone();
+        let limits = policy.limits.clone();
+        let local = stream.local_addr().unwrap_or(peer);
+        let runtime = runtime.clone();
+        let name = name.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _ = stream.set_nodelay(true);
+            connection(stream, peer, local, name, acceptor, limits, runtime, shutdown).await;
+        });
+    }
+}
+
+/// Activity of one connection, for the idle timeout.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    name: Arc<str>,
+    acceptor: Option<TlsAcceptor>,
+    limits: ListenerLimitsConfig,
+    runtime: Arc<Runtime>,
+    shutdown: watch::Receiver<bool>,
+) {
+    match acceptor {
+        None => {
+            let conn = Arc::new(ConnInfo {
+                listener: name,
+                peer,
+                local,
+                tls: None,
+                max_uri_length: limits.max_uri_length,
+                max_header_bytes: limits.max_header_bytes,
+            });
+            http(TokioIo::new(stream), conn, limits, runtime, shutdown).await;
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await;
+            let failure = match handshake {
+                Ok(Ok(tls)) => Ok(tls),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_string()),
+            };
+            let tls = match failure {
+                Ok(tls) => tls,
+                Err(cause) => {
+                    tracing::debug!(listener = %name, %peer, %cause, "TLS handshake failed");
+                    let labels = ListenerLabels { listener: name };
+                    runtime
+                        .metrics()
+                        .tls_handshake_failures
+                        .get_or_create(&labels)
+                        .inc();
+                    return;
+                }
+            };
+            let session = tls.get_ref().1;
+            let info = TlsInfo {
+                version: crate::tls::version_name(session.protocol_version()),
+                alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+                sni: session.server_name().map(str::to_owned),
+                client_chain: session
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default(),
+            };
+            let conn = Arc::new(ConnInfo {
+                listener: name,
+                peer,
+                local,
+                tls: Some(info),
+                max_uri_length: limits.max_uri_length,
+                max_header_bytes: limits.max_header_bytes,
+            });
+            http(TokioIo::new(tls), conn, limits, runtime, shutdown).await;
+        }
+    }
+}
+
+async fn http<I>(
+    io: TokioIo<I>,
+    conn: Arc<ConnInfo>,
+    limits: ListenerLimitsConfig,
+    runtime: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let now_ms = {
+        let clock = runtime.clock();
+        move || u64::try_from(clock.monotonic().as_millis()).unwrap_or(u64::MAX)
+    };
+    activity.last_ms.store(now_ms(), Ordering::SeqCst);
+    let svc = {
+        let activity = activity.clone();
+        let now_ms = now_ms.clone();
+        service_fn(move |req| {
+            let gw = runtime.snapshot();
+            let conn = conn.clone();
+            let activity = activity.clone();
+            let now_ms = now_ms.clone();
+            activity.in_flight.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let resp = crate::pipeline::handle(gw, conn, req).await;
+                activity.last_ms.store(now_ms(), Ordering::SeqCst);
+                activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's own limit is a backstop for absurd heads; the precise
+        // limit is enforced by the router, which answers 431 problem+json.
+        .max_buf_size(limits.max_header_bytes * 2 + limits.max_uri_length)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes * 2).unwrap_or(u32::MAX));
+    let conn_fut = builder.serve_connection(io, svc);
+    tokio::pin!(conn_fut);
+    let idle = limits.idle_timeout;
+    let tick = (idle / 4).max(Duration::from_millis(50));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            res = conn_fut.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                conn_fut.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep(tick), if !closing => {
+                let idle_for = now_ms().saturating_sub(activity.last_ms.load(Ordering::SeqCst));
+                if activity.in_flight.load(Ordering::SeqCst) == 0
+                    && Duration::from_millis(idle_for) >= idle
+                {
+                    closing = true;
+                    conn_fut.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The request pipeline. Read this file first: it is the whole life of a
+//! request.
+//!
+//! ```text
+//! listener (accept, TLS, limits)          listener/
+//!   → route      404 / 405 / 400 / 414 / 431   route/
+//!   → authn      (routes say authn = "none" until the authn capability lands)
+//!   → upstream   502 / 504                     upstream/
+//!   → respond    strip leaky headers, scrub upstream 5xx, security headers
+//!   → observe    metrics + one access-log line, for every request
+//! ```
+//!
+//! Every phase returns `Result<_, Reject>`. The first `Reject` skips to
+//! [`Responder::reject`](crate::respond::Responder::reject), the only code
+//! that turns a refusal into a response. Observation runs for every request,
+//! accepted or refused. The request holds one [`Gateway`] snapshot from start
+//! to finish, so a reload never mixes two policies in one request.
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::exchange::{ConnInfo, Exchange};
+use crate::gateway::Gateway;
+use crate::metrics::{RequestLabels, UpstreamErrorLabels};
+use crate::reject::Reject;
+use crate::route::AuthnPolicy;
+use crate::telemetry::{self, AccessLog};
+use crate::Body;
+
+/// Handles one request from start to finish. Never fails: every failure is
+/// a response.
+pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+    let mut ex = Exchange::start(conn, &req, gw.clock.monotonic());
+    let response = match run(&gw, &mut ex, req).await {
+        Ok(resp) => resp,
+        Err(reject) => {
+            ex.outcome = reject.class().code;
+            ex.cause = Some(reject.to_string());
+            if let Reject::Upstream(e) = &reject {
+                gw.metrics
+                    .upstream_errors
+                    .get_or_create(&UpstreamErrorLabels {
+                        upstream: e.upstream().clone(),
+                        kind: e.kind(),
+                    })
+                    .inc();
+            }
+            gw.respond.reject(&reject, &ex)
+        }
+    };
+    observe(&gw, &ex, &response);
+    response
+}
+
+async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<Response<Body>, Reject> {
+    let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
+    match route.authn {
+        AuthnPolicy::None => {} // explicit in the policy; linted by `rampart check`
+    }
+    let upstream = gw.upstream_of(route).ok_or(Reject::NoRoute)?;
+    let resp = upstream
+        .forward(req, ex, gw.respond.request_id_header(), route.timeout)
+        .await
+        .map_err(Reject::Upstream)?; // 502, 504
+    Ok(gw.respond.finish(resp, route, ex))
+}
+
+fn observe(gw: &Gateway, ex: &Exchange, response: &Response<Body>) {
+    let latency = gw.clock.monotonic().saturating_sub(ex.started);
+    let route = ex.route_id.clone().unwrap_or_else(|| Arc::from("unmatched"));
+    let status = response.status().as_u16();
+    gw.metrics.observe_request(
+        RequestLabels {
+            route: route.clone(),
+            method: ex.method_label(),
+            status,
+            outcome: ex.outcome,
+        },
+        latency,
+    );
+    if let Some(cause) = &ex.cause {
+        tracing::debug!(request_id = %ex.request_id, outcome = ex.outcome, cause = %cause, "request refused");
+    }
+    if gw.logging.access_log {
+        telemetry::access(&AccessLog {
+            request_id: &ex.request_id,
+            listener: &ex.conn.listener,
+            route: &route,
+            method: ex.method_label(),
+            path: ex.path.as_deref().unwrap_or("-"),
+            status,
+            outcome: ex.outcome,
+            latency,
+            peer: ex.conn.peer,
+            version: ex.version_label(),
+        });
+    }
+}

@@ -1,0 +1,84 @@
+//! Every way the gateway refuses a request, and what the client sees of it.
+//!
+//! `Reject` is one exhaustive enum: a new variant does not compile until
+//! [`Reject::class`] says its status, stable code and title. Only
+//! [`respond`](crate::respond) turns a `Reject` into a response (RFC 9457
+//! problem details). The detailed cause (`Display` of the inner error) goes
+//! to logs and the audit trail, never to the client: the gateway is not an
+//! oracle.
+
+use http::{Method, StatusCode};
+
+use crate::route::path::PathError;
+use crate::upstream::UpstreamError;
+
+/// A refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum Reject {
+    /// The path is malformed or tries to escape its route (`..`, `%2F`).
+    #[error("malformed path: {0}")]
+    BadPath(#[source] PathError),
+    /// The request target is longer than the listener allows.
+    #[error("request target too long")]
+    UriTooLong,
+    /// The request headers are larger than the listener allows.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// No route declares this path (for this host).
+    #[error("no route for this path")]
+    NoRoute,
+    /// A route declares this path, but not this method.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// Methods the matching routes declare.
+        allow: Vec<Method>,
+    },
+    /// The upstream could not be reached or did not answer in time.
+    #[error("upstream failure: {0}")]
+    Upstream(#[source] UpstreamError),
+}
+
+/// What a client sees of a class of refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemClass {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code: the last segment of the problem `type` URI, and the
+    /// `outcome` in logs and metrics.
+    pub code: &'static str,
+    /// Short, fixed, human-readable summary.
+    pub title: &'static str,
+}
+
+impl Reject {
+    /// The class of this refusal. Exhaustive by design.
+    pub fn class(&self) -> ProblemClass {
+        use StatusCode as S;
+        let (status, code, title) = match self {
+            Reject::BadPath(_) => (S::BAD_REQUEST, "invalid-path", "The request path is not valid"),
+            Reject::UriTooLong => (S::URI_TOO_LONG, "uri-too-long", "The request target is too long"),
+            Reject::HeadersTooLarge => (
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "The request headers are too large",
+            ),
+            Reject::NoRoute => (S::NOT_FOUND, "not-found", "No such endpoint"),
+            Reject::MethodNotAllowed { .. } => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "The method is not allowed for this endpoint",
+            ),
+            Reject::Upstream(e) if e.is_timeout() => (
+                S::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "The service did not answer in time",
+            ),
+            Reject::Upstream(_) => (
+                S::BAD_GATEWAY,
+                "upstream-unavailable",
+                "The service is unavailable",
+            ),
+        };
+        ProblemClass { status, code, title }
+    }
+}

@@ -1,0 +1,233 @@
+//! The last word on every response: refusals as RFC 9457 problems, upstream
+//! responses stripped of what leaks, security headers on everything.
+//!
+//! Threats answered: information disclosure (server software and versions,
+//! stack traces in upstream 5xx bodies, internal error detail; OWASP API8)
+//! and missing transport protections (HSTS, MIME sniffing, framing, caching
+//! of banking data). Every response, refused or forwarded, passes through
+//! [`Responder::finish`] or [`Responder::reject`]. How it fails: header values
+//! that cannot be encoded are skipped at load (configuration error), never at
+//! request time.
+
+pub mod config;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{Either, Full};
+
+use self::config::ResponseConfig;
+use crate::config::ConfigProblem;
+use crate::exchange::Exchange;
+use crate::reject::Reject;
+use crate::route::config::UpstreamErrors;
+use crate::route::RoutePolicy;
+use crate::Body;
+
+/// Headers that reveal server software, removed from every response.
+const LEAKY_HEADERS: &[&str] = &[
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-runtime",
+    "x-backend-server",
+    "via",
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+pub const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// The validated response policy.
+#[derive(Debug)]
+pub struct Responder {
+    strip: Vec<HeaderName>,
+    add: Vec<(HeaderName, HeaderValue)>,
+    hsts: Option<HeaderValue>,
+    problem_type_base: String,
+    request_id_header: HeaderName,
+}
+
+// === impl Responder ===
+
+impl Responder {
+    /// Validates `[response]`.
+    pub fn from_config(cfg: &ResponseConfig) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut strip: Vec<HeaderName> = LEAKY_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
+        for (i, h) in cfg.strip_headers.iter().enumerate() {
+            match HeaderName::from_bytes(h.as_bytes()) {
+                Ok(n) => strip.push(n),
+                Err(_) => problems.push(ConfigProblem::error(
+                    format!("response.strip_headers[{i}]"),
+                    format!("`{h}` is not a valid header name"),
+                )),
+            }
+        }
+        let mut add = Vec::new();
+        for (k, v) in &cfg.add_headers {
+            let name = HeaderName::from_bytes(k.as_bytes());
+            let value = HeaderValue::from_str(v);
+            match (name, value) {
+                (Ok(n), Ok(v)) => add.push((n, v)),
+                _ => problems.push(ConfigProblem::error(
+                    format!("response.add_headers.{k}"),
+                    "not a valid header name and value",
+                )),
+            }
+        }
+        let hsts = if cfg.hsts.is_empty() {
+            None
+        } else {
+            match HeaderValue::from_str(&cfg.hsts) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    problems.push(ConfigProblem::error("response.hsts", "not a valid header value"));
+                    None
+                }
+            }
+        };
+        if !(cfg.problem_type_base.starts_with("https://")
+            || cfg.problem_type_base.starts_with("http://")
+            || cfg.problem_type_base.starts_with("urn:"))
+        {
+            problems.push(ConfigProblem::error(
+                "response.problem_type_base",
+                "must be an absolute URI (https://…, http://… or urn:…)",
+            ));
+        }
+        let request_id_header = match HeaderName::from_bytes(cfg.request_id_header.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => {
+                problems.push(ConfigProblem::error(
+                    "response.request_id_header",
+                    "not a valid header name",
+                ));
+                HeaderName::from_static("x-request-id")
+            }
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            strip,
+            add,
+            hsts,
+            problem_type_base: cfg.problem_type_base.clone(),
+            request_id_header,
+        })
+    }
+
+    /// The header that carries the request id, upstream and back.
+    pub fn request_id_header(&self) -> &HeaderName {
+        &self.request_id_header
+    }
+
+    /// Turns a refusal into an `application/problem+json` response. The body
+    /// holds only fixed text and the request id: never input, never the
+    /// internal cause.
+    pub fn reject(&self, reject: &Reject, ex: &Exchange) -> Response<Body> {
+        let class = reject.class();
+        let mut resp = self.problem(class.status, class.code, class.title, ex);
+        if let Reject::MethodNotAllowed { allow } = reject {
+            let list = allow.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            if let Ok(v) = HeaderValue::from_str(&list) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        self.decorate(resp.headers_mut(), ex);
+        resp
+    }
+
+    /// Filters an upstream response on its way to the client.
+    pub fn finish(
+        &self,
+        resp: Response<hyper::body::Incoming>,
+        route: &RoutePolicy,
+        ex: &Exchange,
+    ) -> Response<Body> {
+        let (mut parts, body) = resp.into_parts();
+        if parts.status.is_server_error() && route.upstream_errors == UpstreamErrors::Scrub {
+            let mut scrubbed = self.problem(
+                parts.status,
+                "upstream-error",
+                "The service could not complete the request",
+                ex,
+            );
+            self.decorate(scrubbed.headers_mut(), ex);
+            return scrubbed;
+        }
+        strip_hop_by_hop(&mut parts.headers);
+        self.decorate(&mut parts.headers, ex);
+        Response::from_parts(parts, Either::Left(body))
+    }
+
+    fn problem(&self, status: StatusCode, code: &str, title: &str, ex: &Exchange) -> Response<Body> {
+        let body = serde_json::json!({
+            "type": format!("{}{}", self.problem_type_base, code),
+            "title": title,
+            "status": status.as_u16(),
+            "instance": format!("urn:uuid:{}", ex.request_id),
+        });
+        let bytes = Bytes::from(body.to_string());
+        let mut resp = Response::new(Either::Right(Full::new(bytes)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+
+    /// Headers every response leaves with, and those it leaves without.
+    fn decorate(&self, h: &mut HeaderMap, ex: &Exchange) {
+        for name in &self.strip {
+            h.remove(name);
+        }
+        if let (Some(hsts), Some(_)) = (&self.hsts, &ex.conn.tls) {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+        for (k, v) in &self.add {
+            h.insert(k.clone(), v.clone());
+        }
+        h.insert("x-fapi-interaction-id", ex.interaction_id.clone());
+        if let Ok(v) = HeaderValue::from_str(&ex.request_id) {
+            h.insert(self.request_id_header.clone(), v);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `[[routes]]`: every endpoint the gateway exposes, and what guards it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One route, as written in the policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Stable identifier, used in logs, metrics and audit records.
+    pub id: String,
+    /// Host to match (port ignored, case-insensitive); absent matches any.
+    pub host: Option<String>,
+    /// Path template, e.g. `/v1/accounts/{account_id}/transactions`.
+    pub path: String,
+    /// Methods allowed, e.g. `["GET"]`. Others get 405.
+    pub methods: Vec<String>,
+    /// Name of an `[[upstreams]]` entry.
+    pub upstream: String,
+    /// Accepted authentication methods. Required: a route is never open by
+    /// omission. `"none"` exposes it without authentication.
+    pub authn: Option<AuthnChoice>,
+    /// What clients see of an upstream 5xx: `scrub` (default) replaces the
+    /// body by a generic problem; `pass` forwards it.
+    #[serde(default)]
+    pub upstream_errors: UpstreamErrors,
+    /// Overrides the upstream's `request_timeout` for this route.
+    #[serde(default, deserialize_with = "crate::config::duration::deserialize_opt")]
+    pub timeout: Option<Duration>,
+}
+
+/// `authn = "none"` or `authn = ["method", …]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AuthnChoice {
+    /// One method, or `"none"`.
+    One(String),
+    /// Any of several methods.
+    Any(Vec<String>),
+}
+
+/// Handling of upstream 5xx bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamErrors {
+    /// Replace the body of an upstream 5xx by a generic problem document.
+    #[default]
+    Scrub,
+    /// Forward upstream 5xx bodies as they are.
+    Pass,
+}

@@ -1,0 +1,236 @@
+//! Routing: which declared endpoint a request is for, or a refusal.
+//!
+//! Threat answered: requests reaching what the policy did not declare
+//! (OWASP API9, improper inventory) and path tricks that make one route's
+//! checks apply to another's backend (`..`, `%2e%2e`, `%2F`, `//`). The path
+//! is normalised once ([`path::normalize`]); the router matches the
+//! normalised form and the upstream receives exactly that form. Unknown
+//! endpoints get 404, a known path with a wrong method 405, a malformed path
+//! 400, an over-long target 414.
+
+pub mod config;
+pub mod path;
+pub mod table;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request};
+
+use self::config::{AuthnChoice, RouteConfig, UpstreamErrors};
+use self::table::{RouteMiss, RouteSpec, RouteTable, RouteTableError};
+use crate::config::ConfigProblem;
+use crate::exchange::Exchange;
+use crate::reject::Reject;
+
+/// How a route authenticates. Only `None` exists until the authentication
+/// capability lands; a route must say so explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthnPolicy {
+    /// `authn = "none"`: no authentication, by explicit choice.
+    None,
+}
+
+/// One validated route.
+#[derive(Debug)]
+pub struct RoutePolicy {
+    /// Route id.
+    pub id: Arc<str>,
+    /// Index of its upstream in the gateway's upstream list.
+    pub upstream: usize,
+    /// How it authenticates.
+    pub authn: AuthnPolicy,
+    /// Handling of upstream 5xx bodies.
+    pub upstream_errors: UpstreamErrors,
+    /// Time allowed for the upstream's response headers, if overridden.
+    pub timeout: Option<Duration>,
+}
+
+/// The compiled routing table and the routes it points to.
+#[derive(Debug)]
+pub struct Router {
+    table: RouteTable,
+    routes: Vec<RoutePolicy>,
+}
+
+// === impl Router ===
+
+impl Router {
+    /// Validates `[[routes]]`; `upstream_index` maps an upstream name to its
+    /// index.
+    pub fn from_config(
+        routes: &[RouteConfig],
+        upstream_index: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut specs = Vec::with_capacity(routes.len());
+        let mut policies = Vec::with_capacity(routes.len());
+        let mut ids = std::collections::HashSet::new();
+        for (i, r) in routes.iter().enumerate() {
+            let at = |k: &str| format!("routes[{i}].{k}");
+            if r.id.trim().is_empty() {
+                problems.push(ConfigProblem::error(at("id"), "must not be empty"));
+            } else if !ids.insert(r.id.as_str()) {
+                problems.push(ConfigProblem::error(
+                    at("id"),
+                    format!("duplicate route id `{}`", r.id),
+                ));
+            }
+            let mut methods = Vec::new();
+            for (j, m) in r.methods.iter().enumerate() {
+                match Method::from_bytes(m.as_bytes()) {
+                    Ok(m) if m.as_str().bytes().all(|b| b.is_ascii_uppercase()) => methods.push(m),
+                    _ => problems.push(ConfigProblem::error(
+                        format!("routes[{i}].methods[{j}]"),
+                        format!("`{m}` is not an HTTP method (write it in capitals, e.g. \"GET\")"),
+                    )),
+                }
+            }
+            let upstream = upstream_index(&r.upstream);
+            if upstream.is_none() {
+                problems.push(ConfigProblem::error(
+                    at("upstream"),
+                    format!("no upstream named `{}` in [[upstreams]]", r.upstream),
+                ));
+            }
+            let authn = match &r.authn {
+                None => {
+                    problems.push(ConfigProblem::error(
+                        at("authn"),
+                        "required: list the accepted authentication methods, or write \
+                         authn = \"none\" to expose this route without authentication",
+                    ));
+                    None
+                }
+                Some(AuthnChoice::One(s)) if s == "none" => Some(AuthnPolicy::None),
+                Some(AuthnChoice::One(s)) => {
+                    problems.push(unknown_authn(&at("authn"), s));
+                    None
+                }
+                Some(AuthnChoice::Any(list)) => {
+                    for (j, s) in list.iter().enumerate() {
+                        problems.push(unknown_authn(&format!("routes[{i}].authn[{j}]"), s));
+                    }
+                    if list.is_empty() {
+                        problems.push(ConfigProblem::error(
+                            at("authn"),
+                            "an empty list accepts nobody; write authn = \"none\" to mean no authentication",
+                        ));
+                    }
+                    None
+                }
+            };
+            specs.push(RouteSpec {
+                host: r.host.clone(),
+                path: r.path.clone(),
+                methods,
+            });
+            if let (Some(upstream), Some(authn)) = (upstream, authn) {
+                policies.push(RoutePolicy {
+                    id: Arc::from(r.id.as_str()),
+                    upstream,
+                    authn,
+                    upstream_errors: r.upstream_errors,
+                    timeout: r.timeout,
+                });
+            }
+        }
+        let table = match RouteTable::build(&specs) {
+            Ok(t) => Some(t),
+            Err(errs) => {
+                for (i, e) in errs {
+                    let (key, message) = match e {
+                        // Unparseable methods were reported above already.
+                        RouteTableError::NoMethods
+                            if routes.get(i).is_some_and(|r| !r.methods.is_empty()) =>
+                        {
+                            continue
+                        }
+                        RouteTableError::NoMethods => {
+                            ("methods", "must list at least one method".to_string())
+                        }
+                        RouteTableError::BadHost(h) => {
+                            ("host", format!("`{h}` is not a host name (no port, no wildcard)"))
+                        }
+                        RouteTableError::Conflict { with } => (
+                            "path",
+                            format!(
+                                "same host, path shape and a shared method as route `{}` (routes[{with}]): \
+                                 requests could not tell them apart",
+                                routes.get(with).map(|r| r.id.as_str()).unwrap_or("?")
+                            ),
+                        ),
+                        e @ RouteTableError::Template(_) => ("path", e.to_string()),
+                    };
+                    problems.push(ConfigProblem::error(format!("routes[{i}].{key}"), message));
+                }
+                None
+            }
+        };
+        match table {
+            Some(table) if problems.is_empty() => Ok(Self {
+                table,
+                routes: policies,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Finds the route for a request, recording the normalised path, the
+    /// route id and the path parameters in `ex`.
+    pub fn resolve<B>(&self, req: &Request<B>, ex: &mut Exchange) -> Result<&RoutePolicy, Reject> {
+        let uri = req.uri();
+        let target_len = uri.path_and_query().map(|pq| pq.as_str().len()).unwrap_or(0);
+        if target_len > ex.conn.max_uri_length {
+            return Err(Reject::UriTooLong);
+        }
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > ex.conn.max_header_bytes {
+            return Err(Reject::HeadersTooLarge);
+        }
+        let path = path::normalize(uri.path()).map_err(Reject::BadPath)?;
+        let host = uri.authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        let found = self.table.resolve(host, &path, req.method());
+        ex.path = Some(path);
+        match found {
+            Ok(m) => {
+                let route = self.routes.get(m.index).ok_or(Reject::NoRoute)?;
+                ex.route_id = Some(route.id.clone());
+                ex.params = m.params;
+                Ok(route)
+            }
+            Err(RouteMiss::NotFound) => Err(Reject::NoRoute),
+            Err(RouteMiss::MethodNotAllowed { allow }) => Err(Reject::MethodNotAllowed { allow }),
+        }
+    }
+}
+
+fn unknown_authn(path: &str, method: &str) -> ConfigProblem {
+    ConfigProblem::error(
+        path,
+        format!(
+            "unknown authentication method `{method}`: this build supports only \"none\" \
+             (token, API-key and certificate authentication arrive with the authn capability)"
+        ),
+    )
+}

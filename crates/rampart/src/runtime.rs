@@ -1,0 +1,325 @@
+//! The running gateway: the current snapshot, reload, listeners, shutdown.
+//!
+//! [`Runtime`] owns the current [`Gateway`] behind an atomic pointer swap.
+//! [`Runtime::reload`] parses, validates and builds a complete new snapshot
+//! and swaps it in only if all of that succeeded; otherwise the running
+//! policy stays and the problems are returned (and logged). Reloads are
+//! serialised. Listener addresses cannot change on reload (that needs a
+//! restart, and a reload that tries is refused with a clear problem).
+//!
+//! [`start`] binds every listener and the admin listener and returns a
+//! [`Server`] handle; [`Server::shutdown`] drains in-flight requests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{ConfigErrors, ConfigProblem, LoadedConfig};
+use crate::gateway::Gateway;
+use crate::listener::ConnCounter;
+use crate::metrics::{Metrics, ReloadLabels};
+
+/// The current policy and how to replace it.
+pub struct Runtime {
+    current: ArcSwap<Gateway>,
+    config_path: PathBuf,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    reload_lock: Mutex<()>,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config_path", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads and builds a policy without binding anything: what `rampart check`
+/// runs.
+pub fn check(path: &Path) -> Result<Gateway, ConfigErrors> {
+    let loaded = LoadedConfig::from_file(path)?;
+    Gateway::build(&loaded, SystemClock::shared(), Metrics::new(), 1)
+}
+
+// === impl Runtime ===
+
+impl Runtime {
+    /// The snapshot new requests get.
+    pub fn snapshot(&self) -> Arc<Gateway> {
+        self.current.load_full()
+    }
+
+    /// The process clock.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// Process-wide metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Whether the gateway is accepting traffic (false while shutting down).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Re-reads the policy file; swaps it in only if it is entirely valid.
+    /// Returns the new generation.
+    pub async fn reload(&self) -> Result<u64, ConfigErrors> {
+        let _serial = self.reload_lock.lock().await;
+        let result = self.try_reload();
+        let label = if result.is_ok() { "success" } else { "failure" };
+        self.metrics
+            .reloads
+            .get_or_create(&ReloadLabels { result: label })
+            .inc();
+        match &result {
+            Ok(generation) => {
+                self.metrics.policy_generation.set(*generation);
+                tracing::info!(generation, "policy reloaded");
+            }
+            Err(errors) => {
+                for p in errors.errors() {
+                    tracing::error!(problem = %errors.render(p), "policy reload refused; the running policy stays");
+                }
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<u64, ConfigErrors> {
+        let old = self.snapshot();
+        let loaded = LoadedConfig::from_file(&self.config_path)?;
+        let generation = old.generation + 1;
+        let new = Gateway::build(&loaded, self.clock.clone(), self.metrics.clone(), generation)?;
+        let mut problems = Vec::new();
+        for (i, l) in new.listeners.iter().enumerate() {
+            match old.listener(&l.name) {
+                Some(o) if o.bind == l.bind => {}
+                Some(_) => problems.push(ConfigProblem::error(
+                    format!("listeners[{i}].bind"),
+                    "changing a listener's address needs a restart",
+                )),
+                None => problems.push(ConfigProblem::error(
+                    format!("listeners[{i}]"),
+                    "adding a listener needs a restart",
+                )),
+            }
+        }
+        if new.listeners.len() != old.listeners.len() {
+            problems.push(ConfigProblem::error(
+                "listeners",
+                "removing a listener needs a restart",
+            ));
+        }
+        if new.admin.bind != old.admin.bind {
+            problems.push(ConfigProblem::error(
+                "admin.bind",
+                "changing the admin address needs a restart",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(loaded.problems(problems));
+        }
+        for w in &new.warnings {
+            tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
+        }
+        self.current.store(Arc::new(new));
+        Ok(generation)
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The policy is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Which listener.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Server {
+    runtime: Arc<Runtime>,
+    listeners: Vec<(Arc<str>, SocketAddr, Arc<ConnCounter>)>,
+    admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the policy, binds every listener and the admin listener, and starts
+/// serving.
+pub async fn start(config_path: &Path) -> Result<Server, StartError> {
+    start_with_clock(config_path, SystemClock::shared()).await
+}
+
+/// [`start`] with a given clock.
+pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<Server, StartError> {
+    let loaded = LoadedConfig::from_file(config_path)?;
+    let metrics = Metrics::new();
+    let gw = Gateway::build(&loaded, clock.clone(), metrics.clone(), 1)?;
+    for w in &gw.warnings {
+        tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
+    }
+    metrics.policy_generation.set(1);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut bound = Vec::new();
+    for l in &gw.listeners {
+        let tcp = TcpListener::bind(l.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: l.bind,
+                what: format!("listener `{}`", l.name),
+                source,
+            })?;
+        let addr = tcp.local_addr().unwrap_or(l.bind);
+        bound.push((l.name.clone(), addr, tcp));
+    }
+    let admin_tcp = TcpListener::bind(gw.admin.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: gw.admin.bind,
+            what: "admin".into(),
+            source,
+        })?;
+    let admin_addr = admin_tcp.local_addr().unwrap_or(gw.admin.bind);
+    let runtime = Arc::new(Runtime {
+        current: ArcSwap::from_pointee(gw),
+        config_path: config_path.to_path_buf(),
+        clock,
+        metrics,
+        reload_lock: Mutex::new(()),
+        ready: std::sync::atomic::AtomicBool::new(true),
+    });
+    let mut tasks = Vec::new();
+    let mut listeners = Vec::new();
+    for (name, addr, tcp) in bound {
+        let counter = Arc::new(ConnCounter::default());
+        tracing::info!(listener = %name, %addr, "listening");
+        tasks.push(tokio::spawn(crate::listener::serve(
+            tcp,
+            name.clone(),
+            runtime.clone(),
+            counter.clone(),
+            shutdown_rx.clone(),
+        )));
+        listeners.push((name, addr, counter));
+    }
+    tracing::info!(addr = %admin_addr, "admin listening");
+    tasks.push(tokio::spawn(crate::admin::serve(
+        admin_tcp,
+        runtime.clone(),
+        shutdown_rx,
+    )));
+    Ok(Server {
+        runtime,
+        listeners,
+        admin_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+// === impl Server ===
+
+impl Server {
+    /// The runtime (current snapshot, reload).
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The bound address of a listener.
+    pub fn addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _, _)| &**n == listener)
+            .map(|(_, a, _)| *a)
+    }
+
+    /// The bound address of the first listener.
+    pub fn first_addr(&self) -> Option<SocketAddr> {
+        self.listeners.first().map(|(_, a, _)| *a)
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves until SIGINT or SIGTERM, reloading on SIGHUP, then shuts down
+    /// gracefully.
+    pub async fn run_until_signal(self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let hup = signal(SignalKind::hangup());
+            let term = signal(SignalKind::terminate());
+            match (hup, term) {
+                (Ok(mut hup), Ok(mut term)) => loop {
+                    tokio::select! {
+                        _ = hup.recv() => {
+                            tracing::info!("SIGHUP: reloading the policy");
+                            let _ = self.runtime.reload().await;
+                        }
+                        _ = term.recv() => break,
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        self.shutdown(Duration::from_secs(30)).await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most `grace`),
+    /// then returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.runtime
+            .ready
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.listeners.iter().any(|(_, _, c)| c.open() > 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+        tracing::info!("stopped");
+    }
+}

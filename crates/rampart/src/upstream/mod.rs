@@ -1,0 +1,534 @@
+//! Forwarding to the bank's services.
+//!
+//! Each named upstream has one or more targets, used round robin, with
+//! passive health: a target that fails `max_failures` times in a row is
+//! skipped for `cooldown` (if every target is down, the next one is tried
+//! anyway rather than refusing outright). Connections are pooled (keep-alive,
+//! HTTP/1.1 or HTTP/2). Upstream TLS is always verified, against the system
+//! roots or a configured CA, with an optional client certificate.
+//!
+//! Threats answered: request smuggling and header spoofing toward the
+//! backend (hop-by-hop headers removed, `X-Forwarded-*`/`Forwarded` set from
+//! what the gateway saw, never from what the client claimed), duplicated
+//! payments (a retry happens only for idempotent methods without a body, and
+//! only when the connection failed), and hung backends (connect and response
+//! timeouts). How it fails: 502 when no connection could be made or the
+//! upstream broke the exchange, 504 when it did not answer in time.
+
+pub mod config;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Response, Uri, Version};
+use http_body::Body as _;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use self::config::{UpstreamConfig, UpstreamProtocol};
+use crate::clock::SharedClock;
+use crate::config::{ConfigProblem, LoadedConfig};
+use crate::exchange::Exchange;
+use crate::respond::strip_hop_by_hop;
+use crate::Body;
+
+/// Why forwarding failed. Detail for logs and audit only.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be opened (refused, unreachable, TLS failure,
+    /// connect timeout).
+    #[error("upstream `{upstream}`: cannot connect: {detail}")]
+    Connect {
+        /// Upstream name.
+        upstream: Arc<str>,
+        /// Cause.
+        detail: String,
+    },
+    /// No response headers within the request timeout.
+    #[error("upstream `{upstream}`: no response within {timeout:?}")]
+    Timeout {
+        /// Upstream name.
+        upstream: Arc<str>,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// The exchange broke after the connection was made.
+    #[error("upstream `{upstream}`: {detail}")]
+    Protocol {
+        /// Upstream name.
+        upstream: Arc<str>,
+        /// Cause.
+        detail: String,
+    },
+}
+
+impl UpstreamError {
+    /// Whether this is a timeout (504) rather than a failure (502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, UpstreamError::Timeout { .. })
+    }
+
+    /// A stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Protocol { .. } => "protocol",
+        }
+    }
+
+    /// The upstream's name.
+    pub fn upstream(&self) -> &Arc<str> {
+        match self {
+            UpstreamError::Connect { upstream, .. }
+            | UpstreamError::Timeout { upstream, .. }
+            | UpstreamError::Protocol { upstream, .. } => upstream,
+        }
+    }
+}
+
+struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    /// Path prefix from the target URL, without a trailing slash.
+    prefix: String,
+    failures: AtomicU32,
+    /// Monotonic milliseconds until which the target is skipped.
+    down_until_ms: AtomicU64,
+}
+
+/// One upstream service, ready to forward to.
+pub struct Upstream {
+    name: Arc<str>,
+    targets: Vec<Target>,
+    next: AtomicUsize,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    request_timeout: Duration,
+    retries: u32,
+    preserve_host: bool,
+    max_failures: u32,
+    cooldown: Duration,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// Validates one `[[upstreams]]` entry (index `i`) and builds its client.
+    pub fn from_config(
+        i: usize,
+        cfg: &UpstreamConfig,
+        loaded: &LoadedConfig,
+        clock: SharedClock,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let at = |k: &str| format!("upstreams[{i}].{k}");
+        let mut problems = Vec::new();
+        if cfg.name.trim().is_empty() {
+            problems.push(ConfigProblem::error(at("name"), "must not be empty"));
+        }
+        if cfg.targets.is_empty() {
+            problems.push(ConfigProblem::error(
+                at("targets"),
+                "at least one target URL is needed",
+            ));
+        }
+        let mut targets = Vec::new();
+        for (j, t) in cfg.targets.iter().enumerate() {
+            match parse_target(t) {
+                Ok(t) => targets.push(t),
+                Err(e) => problems.push(ConfigProblem::error(format!("upstreams[{i}].targets[{j}]"), e)),
+            }
+        }
+        if cfg.retries > 3 {
+            problems.push(ConfigProblem::error(at("retries"), "at most 3"));
+        }
+        if cfg.connect_timeout.is_zero() {
+            problems.push(ConfigProblem::error(at("connect_timeout"), "must be more than 0"));
+        }
+        if cfg.request_timeout.is_zero() {
+            problems.push(ConfigProblem::error(at("request_timeout"), "must be more than 0"));
+        }
+        if cfg.health.max_failures == 0 {
+            problems.push(ConfigProblem::error(
+                at("health.max_failures"),
+                "must be at least 1",
+            ));
+        }
+        let tls = match client_tls(i, cfg, loaded) {
+            Ok(t) => Some(t),
+            Err(mut p) => {
+                problems.append(&mut p);
+                None
+            }
+        };
+        let Some(tls) = tls else { return Err(problems) };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let connector = match cfg.protocol {
+            UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
+            UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
+            UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
+        };
+        let mut client = Client::builder(TokioExecutor::new());
+        client
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(cfg.pool_max_idle)
+            .http2_only(cfg.protocol == UpstreamProtocol::Http2);
+        let client = client.build(connector);
+        Ok(Self {
+            name: Arc::from(cfg.name.as_str()),
+            targets,
+            next: AtomicUsize::new(0),
+            client,
+            request_timeout: cfg.request_timeout,
+            retries: cfg.retries,
+            preserve_host: cfg.preserve_host,
+            max_failures: cfg.health.max_failures,
+            cooldown: cfg.health.cooldown,
+            clock,
+        })
+    }
+
+    /// The upstream's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Forwards a request that passed every check; returns the upstream's
+    /// response headers (the body streams on).
+    pub async fn forward(
+        &self,
+        req: Request<Incoming>,
+        ex: &Exchange,
+        request_id_header: &HeaderName,
+        timeout: Option<Duration>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let timeout = timeout.unwrap_or(self.request_timeout);
+        let (mut parts, body) = req.into_parts();
+        prepare_headers(&mut parts.headers, ex, request_id_header, self.preserve_host);
+        parts.version = Version::HTTP_11;
+        let path = ex.path.as_deref().unwrap_or("/");
+        let query = parts.uri.query().map(str::to_owned);
+        // A retry is safe only if the request is idempotent and has no body
+        // to replay, and only when the first attempt could not connect.
+        let replayable = is_idempotent(&parts.method) && body.is_end_stream();
+        let attempts = if replayable { 1 + self.retries } else { 1 };
+        let mut body = Some(if replayable {
+            Either::Right(Full::new(Bytes::new()))
+        } else {
+            Either::Left(body)
+        });
+        let mut last_err = None;
+        for _ in 0..attempts {
+            let idx = self.pick();
+            let Some(target) = self.targets.get(idx) else {
+                break;
+            };
+            let uri = match target.uri(path, query.as_deref()) {
+                Ok(u) => u,
+                Err(detail) => {
+                    return Err(UpstreamError::Protocol {
+                        upstream: self.name.clone(),
+                        detail,
+                    })
+                }
+            };
+            let mut req = Request::from_parts(parts.clone(), Either::Right(Full::new(Bytes::new())));
+            *req.uri_mut() = uri;
+            if let Some(b) = body.take() {
+                *req.body_mut() = b;
+            }
+            match tokio::time::timeout(timeout, self.client.request(req)).await {
+                Ok(Ok(resp)) => {
+                    self.mark(idx, true);
+                    return Ok(resp);
+                }
+                Ok(Err(e)) => {
+                    self.mark(idx, false);
+                    let connect = e.is_connect();
+                    let detail = error_chain(&e);
+                    if connect {
+                        last_err = Some(UpstreamError::Connect {
+                            upstream: self.name.clone(),
+                            detail,
+                        });
+                        if replayable {
+                            body = Some(Either::Right(Full::new(Bytes::new())));
+                            continue;
+                        }
+                    } else {
+                        last_err = Some(UpstreamError::Protocol {
+                            upstream: self.name.clone(),
+                            detail,
+                        });
+                    }
+                    break;
+                }
+                Err(_) => {
+                    self.mark(idx, false);
+                    last_err = Some(UpstreamError::Timeout {
+                        upstream: self.name.clone(),
+                        timeout,
+                    });
+                    break;
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| UpstreamError::Connect {
+            upstream: self.name.clone(),
+            detail: "no target".into(),
+        }))
+    }
+
+    /// Round robin over healthy targets; if none is healthy, plain round robin.
+    fn pick(&self) -> usize {
+        let n = self.targets.len().max(1);
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| {
+                self.targets
+                    .get(i)
+                    .is_some_and(|t| t.down_until_ms.load(Ordering::Relaxed) <= now)
+            })
+            .unwrap_or(start % n)
+    }
+
+    fn mark(&self, idx: usize, ok: bool) {
+        let Some(t) = self.targets.get(idx) else { return };
+        if ok {
+            t.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let failures = t.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.max_failures {
+            let until = self.now_ms() + u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX / 2);
+            t.down_until_ms.store(until, Ordering::Relaxed);
+            t.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(upstream = %self.name, target = %t.authority, "target marked down");
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // +1 so that a fresh target (down_until 0) is up at time 0.
+        u64::try_from(self.clock.monotonic().as_millis()).unwrap_or(u64::MAX / 2) + 1
+    }
+
+    /// Whether target `idx` is currently skipped (for tests and the admin).
+    pub fn is_down(&self, idx: usize) -> bool {
+        let now = self.now_ms();
+        self.targets
+            .get(idx)
+            .is_some_and(|t| t.down_until_ms.load(Ordering::Relaxed) > now)
+    }
+}
+
+impl Target {
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, String> {
+        let mut pq = String::with_capacity(self.prefix.len() + path.len() + 1 + query.map_or(0, str::len));
+        pq.push_str(&self.prefix);
+        pq.push_str(path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let pq = PathAndQuery::try_from(pq).map_err(|e| e.to_string())?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("`{s}` needs a scheme (https:// or http://)"))?;
+    if scheme != Scheme::HTTPS && scheme != Scheme::HTTP {
+        return Err(format!("`{s}`: only https:// and http:// are supported"));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("`{s}` needs a host"))?;
+    if uri.query().is_some() {
+        return Err(format!("`{s}`: a target URL cannot have a query"));
+    }
+    if authority.as_str().contains('@') {
+        return Err(format!("`{s}`: credentials in the URL are not allowed"));
+    }
+    let prefix = uri.path().trim_end_matches('/').to_string();
+    Ok(Target {
+        scheme,
+        authority,
+        prefix,
+        failures: AtomicU32::new(0),
+        down_until_ms: AtomicU64::new(0),
+    })
+}
+
+fn client_tls(
+    i: usize,
+    cfg: &UpstreamConfig,
+    loaded: &LoadedConfig,
+) -> Result<rustls::ClientConfig, Vec<ConfigProblem>> {
+    let at = |k: &str| format!("upstreams[{i}].tls.{k}");
+    let mut problems = Vec::new();
+    let roots = match &cfg.tls.ca {
+        Some(ca) => crate::tls::load_roots(&loaded.resolve(ca)).unwrap_or_else(|e| {
+            problems.push(ConfigProblem::error(at("ca"), e));
+            rustls::RootCertStore::empty()
+        }),
+        None => crate::tls::system_roots(),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(crate::tls::VERSIONS)
+        .map_err(|e| vec![ConfigProblem::error(format!("upstreams[{i}].tls"), e.to_string())])?
+        .with_root_certificates(roots);
+    let config = match (&cfg.tls.client_cert, &cfg.tls.client_key) {
+        (None, None) => builder.with_no_client_auth(),
+        (Some(c), Some(k)) => {
+            let certs = crate::tls::load_certs(&loaded.resolve(c));
+            let key = crate::tls::load_key(&loaded.resolve(k));
+            match (certs, key) {
+                (Ok(certs), Ok(key)) => match builder.with_client_auth_cert(certs, key) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        problems.push(ConfigProblem::error(
+                            at("client_key"),
+                            format!("does not match client_cert: {e}"),
+                        ));
+                        return Err(problems);
+                    }
+                },
+                (c, k) => {
+                    if let Err(e) = c {
+                        problems.push(ConfigProblem::error(at("client_cert"), e));
+                    }
+                    if let Err(e) = k {
+                        problems.push(ConfigProblem::error(at("client_key"), e));
+                    }
+                    return Err(problems);
+                }
+            }
+        }
+        _ => {
+            problems.push(ConfigProblem::error(
+                format!("upstreams[{i}].tls"),
+                "client_cert and client_key go together",
+            ));
+            return Err(problems);
+        }
+    };
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Request headers toward the upstream: hop-by-hop removed; forwarding
+/// headers replaced with what the gateway itself observed.
+fn prepare_headers(
+    h: &mut http::HeaderMap,
+    ex: &Exchange,
+    request_id_header: &HeaderName,
+    preserve_host: bool,
+) {
+    strip_hop_by_hop(h);
+    let original_host = h.get(header::HOST).cloned();
+    if !preserve_host {
+        h.remove(header::HOST);
+    }
+    let proto = if ex.conn.tls.is_some() { "https" } else { "http" };
+    let ip = ex.conn.peer.ip();
+    // A client-supplied X-Forwarded-For or Forwarded is a claim, not a fact:
+    // replaced, never appended to (trusted proxies come with ip_filter).
+    h.remove("x-forwarded-for");
+    h.remove("x-forwarded-proto");
+    h.remove("x-forwarded-host");
+    h.remove(header::FORWARDED);
+    h.remove("x-real-ip");
+    if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
+    );
+    let for_node = match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut forwarded = format!("for={for_node};proto={proto}");
+    if let Some(host) = original_host.as_ref().and_then(|v| v.to_str().ok()) {
+        if host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        {
+            forwarded.push_str(&format!(";host=\"{host}\""));
+            if let Ok(v) = HeaderValue::from_str(host) {
+                h.insert("x-forwarded-host", v);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        h.insert(header::FORWARDED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ex.request_id) {
+        h.insert(request_id_header.clone(), v);
+    }
+    h.insert("x-fapi-interaction-id", ex.interaction_id.clone());
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

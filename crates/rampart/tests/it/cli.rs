@@ -1,0 +1,180 @@
+//! The `rampart` binary's `check` command: every invalid policy under
+//! `testdata/config/invalid/` produces its expected messages with line
+//! numbers and key paths; valid policies pass; exit codes are 0/1/2.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rampart_testkit::TestPki;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rampart")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A temp dir holding a generated PKI under the names the test policies use.
+fn pki_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&["localhost"]).unwrap();
+    let files = pki.write(dir.path()).unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    for (from, to) in [
+        (&files.server_cert, "server.pem"),
+        (&files.server_key, "server.key"),
+        (&files.ca_cert, "clients-ca.pem"),
+        (&files.ca_cert, "core-ca.pem"),
+        (&files.client_cert, "gateway-client.pem"),
+        (&files.client_key, "gateway-client.key"),
+    ] {
+        std::fs::copy(from, certs.join(to)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("admin.token"),
+        "an-admin-token-of-sufficient-length-0001",
+    )
+    .unwrap();
+    dir
+}
+
+fn check(policy: &Path) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(policy)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_invalid_policy_reports_its_expected_problems_with_lines() {
+    let dir = repo().join("testdata/config/invalid");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        n += 1;
+        let expected = std::fs::read_to_string(path.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{} has no .expected file", path.display()));
+        let tmp = pki_dir();
+        let policy = tmp.path().join("rampart.toml");
+        std::fs::copy(&path, &policy).unwrap();
+        let (code, _out, err) = check(&policy);
+        assert_eq!(code, 1, "{}: exit {code}\n{err}", path.display());
+        for line in expected
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            assert!(
+                err.contains(line),
+                "{}: expected\n  {line}\nin\n{err}",
+                path.display()
+            );
+        }
+        // Every error line names the file and a line number, except a
+        // problem about a whole section that the file does not have.
+        for l in err.lines().filter(|l| l.contains(": error: ")) {
+            let path = l
+                .split(": error: ")
+                .nth(1)
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("");
+            if !path.contains('.') && !path.contains('[') && !err.contains(&format!("\n{path}")) {
+                let section_absent = !std::fs::read_to_string(&policy)
+                    .unwrap()
+                    .contains(&format!("[{path}]"))
+                    && !std::fs::read_to_string(&policy)
+                        .unwrap()
+                        .contains(&format!("[[{path}]]"));
+                if section_absent {
+                    continue;
+                }
+            }
+            let after = l.split_once("rampart.toml:").map(|x| x.1).unwrap_or("");
+            assert!(
+                after.split(':').next().unwrap_or("").parse::<usize>().is_ok(),
+                "no line number: {l}"
+            );
+        }
+    }
+    assert!(n >= 10, "only {n} invalid policies");
+}
+
+#[test]
+fn the_example_policy_documents_a_valid_policy() {
+    let tmp = pki_dir();
+    let policy = tmp.path().join("rampart.toml");
+    std::fs::copy(repo().join("config/rampart.example.toml"), &policy).unwrap();
+    let (code, out, err) = check(&policy);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("OK"), "{out}");
+    // Insecure-but-valid choices in the example are reported as warnings.
+    assert!(err.contains("warning"), "{err}");
+}
+
+#[test]
+fn the_demo_policy_template_renders_to_a_valid_policy() {
+    let tmp = pki_dir();
+    let text = rampart::demo::render_policy(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        "http://127.0.0.1:1",
+    );
+    let policy = tmp.path().join("rampart.toml");
+    std::fs::write(
+        &policy,
+        text.replace("\"server.pem\"", "\"certs/server.pem\"")
+            .replace("\"server.key\"", "\"certs/server.key\""),
+    )
+    .unwrap();
+    let (code, out, err) = check(&policy);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("8 route(s)"), "{out}");
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_failure() {
+    let tmp = pki_dir();
+    let policy = tmp.path().join("rampart.toml");
+    std::fs::copy(repo().join("config/rampart.example.toml"), &policy).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--deny-warnings", "--config"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_files_exit_1() {
+    let out = Command::new(bin()).args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(bin()).args(["frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(bin())
+        .args(["check", "--config", "/nonexistent/rampart.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the policy file"));
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "check", "demo"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}

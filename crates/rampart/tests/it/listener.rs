@@ -1,0 +1,135 @@
+//! Connection limits: slow clients are cut off while others are served;
+//! idle connections close; a full listener sheds connections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_testkit::Harness;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::ROUTES;
+
+async fn tls_connect(h: &Harness) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(h.pki.ca_cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Harness with listener limits: the limits table must directly follow the
+/// listener, so it is spliced into the base policy.
+async fn harness_with_limits(limits: &str) -> Harness {
+    let upstream = rampart_testkit::RecordingUpstream::start().await;
+    let base = rampart_testkit::base_policy(&upstream.url())
+        .replace("[admin]", &format!("[listeners.limits]\n{limits}\n\n[admin]"));
+    Harness::start_with(upstream, &format!("{base}\n{ROUTES}")).await
+}
+
+#[tokio::test]
+async fn slow_header_client_is_cut_off_while_others_are_served() {
+    let h = harness_with_limits("header_read_timeout = \"1s\"").await;
+    let mut slow = tls_connect(&h).await;
+    slow.write_all(b"GET /v1/accounts HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Meanwhile, a normal client is served promptly, several times.
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(h.client().get("/v1/accounts").await.status, 200);
+        assert!(t.elapsed() < Duration::from_millis(500));
+    }
+    // The slow client trickles one header line every 300 ms and is cut off
+    // at the 1 s header-read deadline, not kept alive by the trickle.
+    let mut closed_at = None;
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if slow
+            .write_all(format!("X-Trickle-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            closed_at = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(10), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_at = Some(started.elapsed());
+                break;
+            }
+            Ok(Ok(n)) => {
+                // hyper may answer 408 before closing: still a cut-off.
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                assert!(!text.contains("200 OK"), "slow client was served: {text}");
+            }
+            Err(_) => {}
+        }
+    }
+    let closed_at = closed_at.expect("slow client was never cut off");
+    assert!(
+        closed_at >= Duration::from_millis(900) && closed_at < Duration::from_secs(4),
+        "{closed_at:?}"
+    );
+    assert_eq!(h.upstream.count(), 5);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let h = harness_with_limits("idle_timeout = \"300ms\"").await;
+    let mut c = tls_connect(&h).await;
+    c.write_all(b"GET /v1/accounts HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = c.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Now idle: the server closes within a few ticks of 300 ms.
+    let t = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "idle connection was not closed");
+    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn a_full_listener_sheds_new_connections() {
+    let h = harness_with_limits("max_connections = 2").await;
+    let _a = tls_connect(&h).await;
+    let _b = tls_connect(&h).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The third connection is closed at once, so its request fails.
+    let r = h
+        .client()
+        .try_send(http::Method::GET, "/v1/accounts", &[], "")
+        .await;
+    assert!(
+        r.is_err(),
+        "third connection was served: {:?}",
+        r.map(|r| r.status)
+    );
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.client().get("/v1/accounts").await.status, 200);
+}

@@ -1,0 +1,4 @@
+//! One file per threat.
+
+mod header_spoofing;
+mod path_traversal;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The one test command (README, CI). Formatting, lints, then every test:
+# unit, integration (real TLS over loopback, the real binary), CLI.
+#
+# It installs what the tests need when it is missing (openssl for the TLS
+# non-feature tests, cargo-nextest) and fails loudly rather than skipping.
+# Set CARGO_TARGET_DIR to reuse a build directory between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: $1 is missing and apt-get is not available to install it" >&2
+        exit 1
+    fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
+say "checking tools"
+command -v cargo >/dev/null || { echo "error: cargo (the Rust toolchain) is required" >&2; exit 1; }
+command -v openssl >/dev/null || apt_install openssl
+if ! cargo nextest --version >/dev/null 2>&1; then
+    say "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy (-D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "cargo nextest run"
+cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-default}"

@@ -33,6 +33,8 @@ pub use rampart::runtime::Server;
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: Method,
+    /// HTTP version the request arrived with.
+    pub version: http::Version,
     /// Path and query as received.
     pub target: String,
     pub headers: HeaderMap,
@@ -53,36 +55,89 @@ pub struct RecordingUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl RecordingUpstream {
+    /// A plain-HTTP upstream (HTTP/1.1, or h2 with prior knowledge).
     pub async fn start() -> Self {
+        Self::spawn(None).await
+    }
+
+    /// An HTTPS upstream with the given certificate and key (PEM); with
+    /// `client_ca`, it requires a client certificate issued by that CA.
+    pub async fn start_tls(cert_pem: &str, key_pem: &str, client_ca: Option<&str>) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                let v =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .unwrap();
+                builder.with_client_cert_verifier(v)
+            }
+        };
+        let mut cfg = builder.with_single_cert(certs, key).unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self::spawn(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
+    }
+
+    async fn spawn(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let seen2 = seen.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = tcp.accept().await else {
                     continue;
                 };
                 let seen = seen2.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let seen = seen.clone();
                         async move { Ok::<_, Infallible>(upstream_answer(req, seen).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
-        Self { addr, seen, task }
+        Self {
+            addr,
+            seen,
+            task,
+            scheme,
+        }
     }
 
+    /// The URL to put in a policy's `targets`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Every request received so far.
@@ -115,6 +170,7 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>
         .unwrap_or_default();
     seen.lock().unwrap().push(Recorded {
         method: parts.method.clone(),
+        version: parts.version,
         target: target.clone(),
         headers: parts.headers.clone(),
         body: body.clone(),
@@ -192,6 +248,15 @@ pub struct Client {
 impl Client {
     /// A client for `https://localhost:{port}` trusting `ca_pem`.
     pub fn new(ca_pem: &str, addr: SocketAddr, alpn: Alpn) -> Self {
+        Self::build(ca_pem, addr, alpn, None)
+    }
+
+    /// A client that presents a certificate (PEM chain and key).
+    pub fn with_identity(ca_pem: &str, addr: SocketAddr, alpn: Alpn, cert_pem: &str, key_pem: &str) -> Self {
+        Self::build(ca_pem, addr, alpn, Some((cert_pem, key_pem)))
+    }
+
+    fn build(ca_pem: &str, addr: SocketAddr, alpn: Alpn, identity: Option<(&str, &str)>) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
@@ -202,8 +267,17 @@ impl Client {
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let tls = match identity {
+            None => tls.with_no_client_auth(),
+            Some((cert, key)) => {
+                let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                tls.with_client_auth_cert(certs, key).unwrap()
+            }
+        };
         let b = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only();
@@ -312,10 +386,19 @@ impl Harness {
     /// files `server.pem`, `server.key`, `ca.pem`, `client.pem`,
     /// `client.key` and `admin.token`).
     pub async fn start_with(upstream: RecordingUpstream, policy: &str) -> Self {
+        Self::start_with_files(upstream, policy, &[]).await
+    }
+
+    /// [`Harness::start_with`], writing extra files (name, contents) into
+    /// the policy's directory first.
+    pub async fn start_with_files(upstream: RecordingUpstream, policy: &str, files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(&["localhost", "127.0.0.1"]).unwrap();
         pki.write(dir.path()).unwrap();
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
         let policy_path = dir.path().join("rampart.toml");
         std::fs::write(&policy_path, policy).unwrap();
         let server = rampart::runtime::start(&policy_path)

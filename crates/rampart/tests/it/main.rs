@@ -14,7 +14,9 @@ mod reload;
 mod respond;
 mod routing;
 mod security;
+mod shutdown;
 mod tls;
+mod upstream_tls;
 
 /// Routes used by most tests, appended to the harness's base policy.
 pub const ROUTES: &str = r#"

@@ -101,3 +101,91 @@ async fn openssl_sees_only_modern_tls() {
         assert!(!ok, "{suite} accepted: {text}");
     }
 }
+
+fn with_client_auth(mode: &str) -> impl Fn(&str) -> String + '_ {
+    move |upstream_url: &str| {
+        rampart_testkit::base_policy(upstream_url).replace(
+            "key = \"server.key\"\n",
+            &format!("key = \"server.key\"\nclient_auth = \"{mode}\"\nclient_ca = \"ca.pem\"\n"),
+        ) + ROUTES
+    }
+}
+
+#[tokio::test]
+async fn required_client_certificates_are_enforced_in_the_handshake() {
+    let upstream = rampart_testkit::RecordingUpstream::start().await;
+    let policy = with_client_auth("required")(&upstream.url());
+    let h = Harness::start_with(upstream, &policy).await;
+    let pki = &h.pki;
+    let with = rampart_testkit::Client::with_identity(
+        &pki.ca_cert_pem,
+        h.addr(),
+        rampart_testkit::Alpn::Http1,
+        &pki.client_cert_pem,
+        &pki.client_key_pem,
+    );
+    assert_eq!(with.get("/v1/accounts").await.status, 200);
+    let without = h
+        .client()
+        .try_send(http::Method::GET, "/v1/accounts", &[], "")
+        .await;
+    assert!(without.is_err(), "served without a client certificate");
+    // A certificate from another CA is refused too.
+    let other = TestPkiAlias::generate(&["localhost"]).unwrap();
+    let foreign = rampart_testkit::Client::with_identity(
+        &pki.ca_cert_pem,
+        h.addr(),
+        rampart_testkit::Alpn::Http1,
+        &other.client_cert_pem,
+        &other.client_key_pem,
+    );
+    assert!(foreign
+        .try_send(http::Method::GET, "/v1/accounts", &[], "")
+        .await
+        .is_err());
+    assert_eq!(h.upstream.count(), 1);
+}
+
+use rampart_testkit::TestPki as TestPkiAlias;
+
+#[tokio::test]
+async fn optional_client_certificates_admit_both() {
+    let upstream = rampart_testkit::RecordingUpstream::start().await;
+    let policy = with_client_auth("optional")(&upstream.url());
+    let h = Harness::start_with(upstream, &policy).await;
+    let pki = &h.pki;
+    let with = rampart_testkit::Client::with_identity(
+        &pki.ca_cert_pem,
+        h.addr(),
+        rampart_testkit::Alpn::Http2,
+        &pki.client_cert_pem,
+        &pki.client_key_pem,
+    );
+    assert_eq!(with.get("/v1/accounts").await.status, 200);
+    assert_eq!(h.client().get("/v1/accounts").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_reload_re_reads_the_server_certificate_for_new_connections() {
+    let h = Harness::start(ROUTES).await;
+    let old_client = h.client();
+    assert_eq!(old_client.get("/v1/accounts").await.status, 200);
+    let new_pki = TestPkiAlias::generate(&["localhost"]).unwrap();
+    std::fs::write(h.path("server.pem"), &new_pki.server_cert_pem).unwrap();
+    std::fs::write(h.path("server.key"), &new_pki.server_key_pem).unwrap();
+    let r = rampart_testkit::admin_request(
+        http::Method::POST,
+        &h.admin_url("/admin/reload"),
+        Some(rampart_testkit::ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let new_client =
+        rampart_testkit::Client::new(&new_pki.ca_cert_pem, h.addr(), rampart_testkit::Alpn::Http1);
+    assert_eq!(new_client.get("/v1/accounts").await.status, 200);
+    let fresh_old = h.client();
+    assert!(fresh_old
+        .try_send(http::Method::GET, "/v1/accounts", &[], "")
+        .await
+        .is_err());
+}

@@ -148,10 +148,6 @@ impl RecordingUpstream {
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
-
-    pub fn clear(&self) {
-        self.seen.lock().unwrap().clear();
-    }
 }
 
 impl Drop for RecordingUpstream {
@@ -162,19 +158,28 @@ impl Drop for RecordingUpstream {
 
 async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let target = parts
         .uri
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
-    seen.lock().unwrap().push(Recorded {
-        method: parts.method.clone(),
-        version: parts.version,
-        target: target.clone(),
-        headers: parts.headers.clone(),
-        body: body.clone(),
-    });
+    // Recorded as soon as the head arrives, so that a request whose body
+    // never comes still counts as having reached the upstream.
+    let index = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(Recorded {
+            method: parts.method.clone(),
+            version: parts.version,
+            target: target.clone(),
+            headers: parts.headers.clone(),
+            body: Bytes::new(),
+        });
+        seen.len() - 1
+    };
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if let Some(r) = seen.lock().unwrap().get_mut(index) {
+        r.body = body;
+    }
     let path = parts.uri.path();
     let (status, body) = if let Some(code) = path.strip_prefix("/status/") {
         let code = code
@@ -448,6 +453,44 @@ impl Harness {
             s.shutdown(Duration::from_secs(5)).await;
         }
     }
+}
+
+/// Sends raw bytes over a TLS connection (ALPN http/1.1) to `addr`, trusting
+/// `ca_pem`, and returns everything the server sent back until it closed the
+/// connection or `wait` passed. For requests a well-behaved client library
+/// refuses to produce (duplicate Host, absolute form, smuggling attempts).
+pub async fn raw_tls(ca_pem: &str, addr: SocketAddr, request: &[u8], wait: Duration) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A plain HTTP/1.1 client for the admin listener.

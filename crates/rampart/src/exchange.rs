@@ -61,6 +61,9 @@ pub struct Exchange {
     pub started: Duration,
     /// The normalised path, once the router has computed it.
     pub path: Option<String>,
+    /// The host the request is for (authority or `Host`, checked to agree),
+    /// once the router has computed it.
+    pub host: Option<String>,
     /// The route id, once matched.
     pub route_id: Option<Arc<str>>,
     /// Path parameters of the matched route, decoded.
@@ -75,7 +78,7 @@ pub struct Exchange {
 impl Exchange {
     /// Starts the context of a request that arrived on `conn` at `now`.
     pub fn start<B>(conn: Arc<ConnInfo>, req: &Request<B>, now: Duration) -> Self {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = new_uuid().to_string();
         let interaction_id = req
             .headers()
             .get("x-fapi-interaction-id")
@@ -90,6 +93,7 @@ impl Exchange {
             version: req.version(),
             started: now,
             path: None,
+            host: None,
             route_id: None,
             params: Vec::new(),
             outcome: "forwarded",
@@ -132,17 +136,29 @@ pub fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// FAPI 2.0 asks for an RFC 4122 UUID; anything else is replaced so that a
-/// client cannot inject arbitrary text into our logs and upstream headers.
+/// FAPI 2.0 asks for an RFC 4122 UUID in its hyphenated form; anything else
+/// (including the braced, URN and simple forms) is replaced, so that a client
+/// cannot inject arbitrary text into our logs and upstream headers.
 fn valid_interaction_id(v: &[u8]) -> bool {
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| uuid::Uuid::try_parse(s).ok())
-        .is_some()
+    v.len() == 36
+        && std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| uuid::Uuid::try_parse(s).ok())
+            .is_some()
+}
+
+/// A random (version 4) UUID from aws-lc's user-space DRBG: no system call
+/// per request, unlike `Uuid::new_v4`, which reads the OS RNG each time.
+pub fn new_uuid() -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return uuid::Uuid::new_v4();
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 fn new_interaction_id() -> HeaderValue {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_uuid().to_string();
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 

@@ -82,6 +82,12 @@ impl Gateway {
             ));
         }
         let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cfg.logging.level) {
+            problems.push(ConfigProblem::error(
+                "logging.level",
+                format!("not a level or filter (error, warn, info, debug, trace): {e}"),
+            ));
+        }
 
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
         match (listeners, admin, router, respond) {

@@ -32,10 +32,18 @@ use crate::Body;
 /// Handles one request from start to finish. Never fails: every failure is
 /// a response.
 pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
-    let mut ex = Exchange::start(conn, &req, gw.clock.monotonic());
-    let response = match run(&gw, &mut ex, req).await {
+    let ex = Exchange::start(conn, &req, gw.clock.monotonic());
+    // Observed exactly once, when this guard drops: after the response, or
+    // when the client goes away mid-request (hyper then drops this future).
+    let mut obs = Observation {
+        gw: gw.clone(),
+        ex,
+        status: None,
+    };
+    let response = match run(&gw, &mut obs.ex, req).await {
         Ok(resp) => resp,
         Err(reject) => {
+            let ex = &mut obs.ex;
             ex.outcome = reject.class().code;
             ex.cause = Some(reject.to_string());
             if let Reject::Upstream(e) = &reject {
@@ -47,10 +55,10 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
                     })
                     .inc();
             }
-            gw.respond.reject(&reject, &ex)
+            gw.respond.reject(&reject, ex)
         }
     };
-    observe(&gw, &ex, &response);
+    obs.status = Some(response.status().as_u16());
     response
 }
 
@@ -64,13 +72,31 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         .forward(req, ex, gw.respond.request_id_header(), route.timeout)
         .await
         .map_err(Reject::Upstream)?; // 502, 504
-    Ok(gw.respond.finish(resp, route, ex))
+    Ok(gw.respond.finish(resp, route, ex)) // scrubs upstream 5xx bodies
 }
 
-fn observe(gw: &Gateway, ex: &Exchange, response: &Response<Body>) {
+/// Status recorded for a request whose client went away first (nginx's
+/// convention; never sent).
+const CLIENT_CLOSED: u16 = 499;
+
+struct Observation {
+    gw: Arc<Gateway>,
+    ex: Exchange,
+    status: Option<u16>,
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            self.ex.outcome = "client-cancelled";
+        }
+        observe(&self.gw, &self.ex, self.status.unwrap_or(CLIENT_CLOSED));
+    }
+}
+
+fn observe(gw: &Gateway, ex: &Exchange, status: u16) {
     let latency = gw.clock.monotonic().saturating_sub(ex.started);
     let route = ex.route_id.clone().unwrap_or_else(|| Arc::from("unmatched"));
-    let status = response.status().as_u16();
     gw.metrics.observe_request(
         RequestLabels {
             route: route.clone(),

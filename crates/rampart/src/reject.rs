@@ -4,7 +4,8 @@
 //! [`Reject::class`] says its status, stable code and title. Only
 //! [`respond`](crate::respond) turns a `Reject` into a response (RFC 9457
 //! problem details). The detailed cause (`Display` of the inner error) goes
-//! to logs and the audit trail, never to the client: the gateway is not an
+//! to the debug log (and, with the audit capability, the audit trail), never
+//! to the client: the gateway is not an
 //! oracle.
 
 use http::{Method, StatusCode};
@@ -24,6 +25,15 @@ pub enum Reject {
     /// The request headers are larger than the listener allows.
     #[error("request headers too large")]
     HeadersTooLarge,
+    /// The request names its host ambiguously: several `Host` headers, a
+    /// `Host` that differs from the request target's or `:authority`'s
+    /// authority, or characters no host name has.
+    #[error("ambiguous or malformed host")]
+    BadHost,
+    /// A GET, HEAD or TRACE request with a body: its meaning is undefined
+    /// and backends disagree on it (a classic desync).
+    #[error("body on a method that takes none")]
+    BodyNotAllowed,
     /// No route declares this path (for this host).
     #[error("no route for this path")]
     NoRoute,
@@ -61,6 +71,12 @@ impl Reject {
                 S::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers-too-large",
                 "The request headers are too large",
+            ),
+            Reject::BadHost => (S::BAD_REQUEST, "invalid-host", "The request host is not valid"),
+            Reject::BodyNotAllowed => (
+                S::BAD_REQUEST,
+                "body-not-allowed",
+                "This method does not take a request body",
             ),
             Reject::NoRoute => (S::NOT_FOUND, "not-found", "No such endpoint"),
             Reject::MethodNotAllowed { .. } => (

@@ -78,7 +78,30 @@ impl Runtime {
     /// Returns the new generation.
     pub async fn reload(&self) -> Result<u64, ConfigErrors> {
         let _serial = self.reload_lock.lock().await;
-        let result = self.try_reload();
+        // Reading files and building clients blocks: keep it off the
+        // threads that serve requests.
+        let (path, clock, metrics, old) = (
+            self.config_path.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.snapshot(),
+        );
+        let built = tokio::task::spawn_blocking(move || build_next(&path, clock, metrics, &old))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ConfigErrors::new(
+                    &self.config_path,
+                    vec![ConfigProblem::error("", format!("reload task failed: {e}"))],
+                ))
+            });
+        let result = built.map(|(new, loaded)| {
+            for w in &new.warnings {
+                tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
+            }
+            let generation = new.generation;
+            self.current.store(Arc::new(new));
+            generation
+        });
         let label = if result.is_ok() { "success" } else { "failure" };
         self.metrics
             .reloads
@@ -97,47 +120,48 @@ impl Runtime {
         }
         result
     }
+}
 
-    fn try_reload(&self) -> Result<u64, ConfigErrors> {
-        let old = self.snapshot();
-        let loaded = LoadedConfig::from_file(&self.config_path)?;
-        let generation = old.generation + 1;
-        let new = Gateway::build(&loaded, self.clock.clone(), self.metrics.clone(), generation)?;
-        let mut problems = Vec::new();
-        for (i, l) in new.listeners.iter().enumerate() {
-            match old.listener(&l.name) {
-                Some(o) if o.bind == l.bind => {}
-                Some(_) => problems.push(ConfigProblem::error(
-                    format!("listeners[{i}].bind"),
-                    "changing a listener's address needs a restart",
-                )),
-                None => problems.push(ConfigProblem::error(
-                    format!("listeners[{i}]"),
-                    "adding a listener needs a restart",
-                )),
-            }
+/// Loads and builds the next snapshot, refusing changes that need a
+/// restart. Blocking: runs on the blocking pool.
+fn build_next(
+    path: &Path,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    old: &Gateway,
+) -> Result<(Gateway, LoadedConfig), ConfigErrors> {
+    let loaded = LoadedConfig::from_file(path)?;
+    let new = Gateway::build(&loaded, clock, metrics, old.generation + 1)?;
+    let mut problems = Vec::new();
+    for (i, l) in new.listeners.iter().enumerate() {
+        match old.listener(&l.name) {
+            Some(o) if o.bind == l.bind => {}
+            Some(_) => problems.push(ConfigProblem::error(
+                format!("listeners[{i}].bind"),
+                "changing a listener's address needs a restart",
+            )),
+            None => problems.push(ConfigProblem::error(
+                format!("listeners[{i}]"),
+                "adding a listener needs a restart",
+            )),
         }
-        if new.listeners.len() != old.listeners.len() {
-            problems.push(ConfigProblem::error(
-                "listeners",
-                "removing a listener needs a restart",
-            ));
-        }
-        if new.admin.bind != old.admin.bind {
-            problems.push(ConfigProblem::error(
-                "admin.bind",
-                "changing the admin address needs a restart",
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(loaded.problems(problems));
-        }
-        for w in &new.warnings {
-            tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
-        }
-        self.current.store(Arc::new(new));
-        Ok(generation)
     }
+    if new.listeners.len() != old.listeners.len() {
+        problems.push(ConfigProblem::error(
+            "listeners",
+            "removing a listener needs a restart",
+        ));
+    }
+    if new.admin.bind != old.admin.bind {
+        problems.push(ConfigProblem::error(
+            "admin.bind",
+            "changing the admin address needs a restart",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(loaded.problems(problems));
+    }
+    Ok((new, loaded))
 }
 
 /// Why the gateway could not start.
@@ -163,7 +187,8 @@ pub struct Server {
     runtime: Arc<Runtime>,
     listeners: Vec<(Arc<str>, SocketAddr, Arc<ConnCounter>)>,
     admin_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
+    shutdown: watch::Sender<Option<Duration>>,
+    admin_shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -190,7 +215,10 @@ pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<
         tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
     }
     metrics.policy_generation.set(1);
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(None);
+    // The admin listener outlives the drain, so that /readyz says 503 to
+    // the load balancer while in-flight requests finish.
+    let (admin_shutdown, admin_shutdown_rx) = watch::channel(false);
     let mut bound = Vec::new();
     for l in &gw.listeners {
         let tcp = TcpListener::bind(l.bind)
@@ -237,13 +265,14 @@ pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<
     tasks.push(tokio::spawn(crate::admin::serve(
         admin_tcp,
         runtime.clone(),
-        shutdown_rx,
+        admin_shutdown_rx,
     )));
     Ok(Server {
         runtime,
         listeners,
         admin_addr,
         shutdown,
+        admin_shutdown,
         tasks,
     })
 }
@@ -312,11 +341,12 @@ impl Server {
         self.runtime
             .ready
             .store(false, std::sync::atomic::Ordering::SeqCst);
-        let _ = self.shutdown.send(true);
+        let _ = self.shutdown.send(Some(grace));
         let deadline = tokio::time::Instant::now() + grace;
         while self.listeners.iter().any(|(_, _, c)| c.open() > 0) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = self.admin_shutdown.send(true);
         for t in self.tasks {
             t.abort();
         }

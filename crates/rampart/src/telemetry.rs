@@ -1,9 +1,9 @@
 //! Logs: JSON lines through `tracing`, and the one access-log line per request.
 //!
 //! Threat answered: credentials leaking into logs (invariant 3). The access
-//! log is an allow-list of typed fields: request id, route id, method, the
-//! normalised path without its query string, status, outcome, latency and the
-//! peer address. Headers, query strings and bodies are never logged. Refusal
+//! log is an allow-list of typed fields: request id, listener, route id,
+//! method, the normalised path without its query string, status, outcome,
+//! latency, the peer address and the HTTP version. Headers, query strings and bodies are never logged. Refusal
 //! causes are logged by their stable code, never with the offending input.
 //! How it fails: a log line that cannot be written is dropped by the
 //! subscriber; the request is unaffected.

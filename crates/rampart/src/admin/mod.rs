@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `GET /healthz` | none | 200 while the process runs |
 //! | `GET /readyz` | none | 200 when serving, 503 while draining |
-//! | `GET /metrics` | none | Prometheus text format |
+//! | `GET /metrics` | none | OpenMetrics text (Prometheus scrapes it) |
 //! | `POST /admin/reload` | admin token | 200 with the new generation; 422 with every problem, running policy kept |
 
 pub mod config;
@@ -159,8 +159,9 @@ fn authorised(rt: &Runtime, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or("");
     if token.ct_eq(presented.as_bytes()) {
         Ok(())

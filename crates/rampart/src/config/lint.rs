@@ -27,6 +27,22 @@ pub fn lint(cfg: &GatewayConfig) -> Vec<ConfigProblem> {
     if cfg.response.hsts.is_empty() {
         w.push(ConfigProblem::warning("response.hsts", "HSTS is off"));
     }
+    const MANAGED: &[&str] = &[
+        "strict-transport-security",
+        "x-content-type-options",
+        "cache-control",
+        "content-security-policy",
+        "x-fapi-interaction-id",
+    ];
+    for k in cfg.response.add_headers.keys() {
+        let k = k.to_ascii_lowercase();
+        if MANAGED.contains(&k.as_str()) || k == cfg.response.request_id_header.to_ascii_lowercase() {
+            w.push(ConfigProblem::warning(
+                format!("response.add_headers.{k}"),
+                "replaces a header the gateway sets for security or tracing; make sure the new value is at least as strict",
+            ));
+        }
+    }
     if !cfg.admin.bind.ip().is_loopback() {
         w.push(ConfigProblem::warning(
             "admin.bind",

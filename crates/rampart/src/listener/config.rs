@@ -66,11 +66,11 @@ pub struct ListenerLimitsConfig {
     /// Default 60s.
     #[serde(with = "dur")]
     pub idle_timeout: Duration,
-    /// Largest request head (request line and headers) in bytes; larger gets
-    /// 431. Between 8192 and 1048576. Default 32768.
+    /// Largest total size of the request's header fields (names and values)
+    /// in bytes; larger gets 431. Between 8192 and 1048576. Default 32768.
     pub max_header_bytes: usize,
     /// Longest request target (path and query) in bytes; longer gets 414.
-    /// Default 8192.
+    /// Between 256 and 65536. Default 8192.
     pub max_uri_length: usize,
     /// Open connections at most; further connections are closed at once.
     /// Default 10000.

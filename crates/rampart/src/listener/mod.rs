@@ -271,13 +271,13 @@ impl ConnCounter {
     }
 }
 
-/// Accepts connections on `tcp` until `shutdown` turns true.
+/// Accepts connections on `tcp` until draining starts.
 pub async fn serve(
     tcp: TcpListener,
     name: Arc<str>,
     runtime: Arc<Runtime>,
     counter: Arc<ConnCounter>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let labels = ListenerLabels {
         listener: name.clone(),
@@ -332,8 +332,41 @@ pub async fn serve(
 #[derive(Default)]
 struct Activity {
     in_flight: AtomicUsize,
+    requests: AtomicUsize,
     last_ms: AtomicU64,
 }
+
+/// Marks one request in flight until dropped, which happens when the
+/// response is ready or when hyper drops the request because the client
+/// went away (RST_STREAM, disconnect): either way the connection counts as
+/// active only while a request really is.
+struct InFlight {
+    activity: Arc<Activity>,
+    clock: crate::clock::SharedClock,
+}
+
+impl InFlight {
+    fn start(activity: Arc<Activity>, clock: crate::clock::SharedClock) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        activity.requests.fetch_add(1, Ordering::SeqCst);
+        Self { activity, clock }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.activity.last_ms.store(millis(&self.clock), Ordering::SeqCst);
+        self.activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn millis(clock: &crate::clock::SharedClock) -> u64 {
+    u64::try_from(clock.monotonic().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The shutdown signal: `None` while serving; `Some(grace)` once draining,
+/// after which a connection still open is closed by force.
+pub type Shutdown = watch::Receiver<Option<Duration>>;
 
 #[allow(clippy::too_many_arguments)]
 async fn connection(
@@ -344,7 +377,7 @@ async fn connection(
     acceptor: Option<TlsAcceptor>,
     limits: ListenerLimitsConfig,
     runtime: Arc<Runtime>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     match acceptor {
         None => {
@@ -406,29 +439,23 @@ async fn http<I>(
     conn: Arc<ConnInfo>,
     limits: ListenerLimitsConfig,
     runtime: Arc<Runtime>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let clock = runtime.clock();
     let activity = Arc::new(Activity::default());
-    let now_ms = {
-        let clock = runtime.clock();
-        move || u64::try_from(clock.monotonic().as_millis()).unwrap_or(u64::MAX)
-    };
-    activity.last_ms.store(now_ms(), Ordering::SeqCst);
+    activity.last_ms.store(millis(&clock), Ordering::SeqCst);
     let svc = {
         let activity = activity.clone();
-        let now_ms = now_ms.clone();
+        let clock = clock.clone();
         service_fn(move |req| {
             let gw = runtime.snapshot();
             let conn = conn.clone();
-            let activity = activity.clone();
-            let now_ms = now_ms.clone();
-            activity.in_flight.fetch_add(1, Ordering::SeqCst);
+            let guard = InFlight::start(activity.clone(), clock.clone());
             async move {
                 let resp = crate::pipeline::handle(gw, conn, req).await;
-                activity.last_ms.store(now_ms(), Ordering::SeqCst);
-                activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+                drop(guard);
                 Ok::<_, Infallible>(resp)
             }
         })
@@ -450,9 +477,19 @@ async fn http<I>(
     let conn_fut = builder.serve_connection(io, svc);
     tokio::pin!(conn_fut);
     let idle = limits.idle_timeout;
-    let tick = (idle / 4).max(Duration::from_millis(50));
+    // Until the first request, the header-read timeout bounds the wait too
+    // (a client that connects and sends nothing, or one byte of preface).
+    let first = limits.header_read_timeout.min(idle);
+    let tick = (first / 4).max(Duration::from_millis(50));
     let mut closing = false;
+    let mut force_at: Option<tokio::time::Instant> = None;
     loop {
+        let force = async {
+            match force_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             res = conn_fut.as_mut() => {
                 if let Err(e) = res {
@@ -463,14 +500,20 @@ async fn http<I>(
             _ = shutdown.changed(), if !closing => {
                 closing = true;
                 conn_fut.as_mut().graceful_shutdown();
+                let grace = shutdown.borrow().unwrap_or(Duration::ZERO);
+                force_at = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = force => {
+                tracing::debug!("connection closed by force after its grace period");
+                break;
             }
             _ = tokio::time::sleep(tick), if !closing => {
-                let idle_for = now_ms().saturating_sub(activity.last_ms.load(Ordering::SeqCst));
-                if activity.in_flight.load(Ordering::SeqCst) == 0
-                    && Duration::from_millis(idle_for) >= idle
-                {
+                let idle_for = Duration::from_millis(millis(&clock).saturating_sub(activity.last_ms.load(Ordering::SeqCst)));
+                let limit = if activity.requests.load(Ordering::SeqCst) == 0 { first } else { idle };
+                if activity.in_flight.load(Ordering::SeqCst) == 0 && idle_for >= limit {
                     closing = true;
                     conn_fut.as_mut().graceful_shutdown();
+                    force_at = Some(tokio::time::Instant::now() + limits.header_read_timeout);
                 }
             }
         }

@@ -5,9 +5,9 @@
 //! stack traces in upstream 5xx bodies, internal error detail; OWASP API8)
 //! and missing transport protections (HSTS, MIME sniffing, framing, caching
 //! of banking data). Every response, refused or forwarded, passes through
-//! [`Responder::finish`] or [`Responder::reject`]. How it fails: header values
-//! that cannot be encoded are skipped at load (configuration error), never at
-//! request time.
+//! [`Responder::finish`] or [`Responder::reject`]. How it fails: header names
+//! and values that cannot be encoded are configuration errors at load, so
+//! nothing can fail at request time.
 
 pub mod config;
 #[cfg(test)]
@@ -170,10 +170,12 @@ impl Responder {
         &self,
         resp: Response<hyper::body::Incoming>,
         route: &RoutePolicy,
-        ex: &Exchange,
+        ex: &mut Exchange,
     ) -> Response<Body> {
         let (mut parts, body) = resp.into_parts();
         if parts.status.is_server_error() && route.upstream_errors == UpstreamErrors::Scrub {
+            ex.outcome = "upstream-error";
+            let retry_after = parts.headers.get(header::RETRY_AFTER).cloned();
             let mut scrubbed = self.problem(
                 parts.status,
                 "upstream-error",
@@ -181,6 +183,9 @@ impl Responder {
                 ex,
             );
             self.decorate(scrubbed.headers_mut(), ex);
+            if let Some(v) = retry_after {
+                scrubbed.headers_mut().insert(header::RETRY_AFTER, v);
+            }
             return scrubbed;
         }
         strip_hop_by_hop(&mut parts.headers);

@@ -88,6 +88,9 @@ impl Router {
                     )),
                 }
             }
+            if r.timeout.is_some_and(|t| t.is_zero()) {
+                problems.push(ConfigProblem::error(at("timeout"), "must be more than 0"));
+            }
             let upstream = upstream_index(&r.upstream);
             if upstream.is_none() {
                 problems.push(ConfigProblem::error(
@@ -190,7 +193,11 @@ impl Router {
 
     /// Finds the route for a request, recording the normalised path, the
     /// route id and the path parameters in `ex`.
-    pub fn resolve<B>(&self, req: &Request<B>, ex: &mut Exchange) -> Result<&RoutePolicy, Reject> {
+    pub fn resolve<B: http_body::Body>(
+        &self,
+        req: &Request<B>,
+        ex: &mut Exchange,
+    ) -> Result<&RoutePolicy, Reject> {
         let uri = req.uri();
         let target_len = uri.path_and_query().map(|pq| pq.as_str().len()).unwrap_or(0);
         if target_len > ex.conn.max_uri_length {
@@ -205,24 +212,54 @@ impl Router {
             return Err(Reject::HeadersTooLarge);
         }
         let path = path::normalize(uri.path()).map_err(Reject::BadPath)?;
-        let host = uri.authority().map(|a| a.as_str()).or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        });
+        let host = effective_host(req)?;
         let found = self.table.resolve(host, &path, req.method());
         ex.path = Some(path);
+        ex.host = host.map(str::to_owned);
         match found {
             Ok(m) => {
                 let route = self.routes.get(m.index).ok_or(Reject::NoRoute)?;
                 ex.route_id = Some(route.id.clone());
                 ex.params = m.params;
+                if matches!(*req.method(), Method::GET | Method::HEAD | Method::TRACE)
+                    && !http_body::Body::is_end_stream(req.body())
+                {
+                    return Err(Reject::BodyNotAllowed);
+                }
                 Ok(route)
             }
             Err(RouteMiss::NotFound) => Err(Reject::NoRoute),
             Err(RouteMiss::MethodNotAllowed { allow }) => Err(Reject::MethodNotAllowed { allow }),
         }
     }
+}
+
+/// The one host a request is for. The request target's authority (absolute
+/// form, or HTTP/2 `:authority`) and the `Host` header must agree when both
+/// are present, and `Host` may appear once: otherwise the router and the
+/// backend could each believe a different host (RFC 9112 §3.2).
+fn effective_host<B>(req: &Request<B>) -> Result<Option<&str>, Reject> {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    let header = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(h), None) => Some(h.to_str().map_err(|_| Reject::BadHost)?),
+        (Some(_), Some(_)) => return Err(Reject::BadHost),
+    };
+    let authority = req.uri().authority().map(|a| a.as_str());
+    let host = match (authority, header) {
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => return Err(Reject::BadHost),
+        (Some(a), _) => Some(a),
+        (None, h) => h,
+    };
+    if let Some(h) = host {
+        let ok = !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+        if !ok {
+            return Err(Reject::BadHost);
+        }
+    }
+    Ok(host)
 }
 
 fn unknown_authn(path: &str, method: &str) -> ConfigProblem {

@@ -32,7 +32,7 @@
 //!   `normalize(normalize(x)) == normalize(x)`.
 //!
 //! Failure: every refusal is a [`PathError`]; the caller answers with a
-//! generic 400/404 and records the variant in the audit trail only.
+//! 400 problem and logs the variant (at debug level) for operators only.
 //! Nothing here panics or allocates more than the output and one buffer.
 
 /// Longest request path accepted, in bytes (input and canonical output).
@@ -70,6 +70,14 @@ pub enum PathError {
     /// segment after stripping path parameters.
     #[error("dot segment with path parameter")]
     DotSegmentParameter,
+    /// A segment that is only path parameters, such as `;x` or `;`: servers
+    /// that strip parameters see an empty segment and merge it away.
+    #[error("segment made only of path parameters")]
+    EmptySegmentParameter,
+    /// `%25` followed by the hex of `.`, `/` or `\` (`%252e`, `%252f`,
+    /// `%255c`): a backend that decodes twice would see a dot or separator.
+    #[error("double-encoded dot or separator")]
+    DoubleEncoding,
 }
 
 /// RFC 3986 `unreserved`: escapes of these are decoded.
@@ -131,6 +139,12 @@ fn canonical_segment(raw: &str, out: &mut String, decoded: &mut Vec<u8>) -> Resu
         if b == b'%' {
             let v = read_escape(bytes, i)?;
             check_decoded(v)?;
+            if v == b'%' {
+                let next = bytes.get(i + 3..i + 5).unwrap_or_default().to_ascii_lowercase();
+                if matches!(next.as_slice(), b"2e" | b"2f" | b"5c") {
+                    return Err(PathError::DoubleEncoding);
+                }
+            }
             decoded.push(v);
             if is_unreserved(v) {
                 out.push(char::from(v));
@@ -160,6 +174,9 @@ fn canonical_segment(raw: &str, out: &mut String, decoded: &mut Vec<u8>) -> Resu
         let head = decoded.get(..semi).unwrap_or_default();
         if head == b"." || head == b".." {
             return Err(PathError::DotSegmentParameter);
+        }
+        if head.is_empty() {
+            return Err(PathError::EmptySegmentParameter);
         }
     }
     Ok(())

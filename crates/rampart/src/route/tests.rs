@@ -104,6 +104,12 @@ const NORMALIZE_ERR: &[(&str, PathError)] = &[
     ("/v1/public/..;/admin", PathError::DotSegmentParameter),
     ("/a/..;x/b", PathError::DotSegmentParameter),
     ("/.;/a", PathError::DotSegmentParameter),
+    ("/v1/accounts/;/balances", PathError::EmptySegmentParameter),
+    ("/v1/accounts/;jsessionid=1", PathError::EmptySegmentParameter),
+    ("/v1/accounts/%3Bx", PathError::EmptySegmentParameter),
+    ("/v1/%252e%252e/admin", PathError::DoubleEncoding),
+    ("/v1/a%252Fb", PathError::DoubleEncoding),
+    ("/v1/a%255cb", PathError::DoubleEncoding),
     ("/a/%2e%2e%3b/admin", PathError::DotSegmentParameter),
     ("/a/%2E%2E;jsessionid=1/admin", PathError::DotSegmentParameter),
 ];

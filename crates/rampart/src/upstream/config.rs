@@ -26,7 +26,8 @@ pub struct UpstreamConfig {
         deserialize_with = "crate::config::duration::deserialize"
     )]
     pub request_timeout: Duration,
-    /// Extra attempts on another target when a connection fails, for
+    /// Extra attempts when a connection fails (on another target when there
+    /// is one), for
     /// idempotent methods without a body only. Default 1, at most 3.
     #[serde(default = "d_retries")]
     pub retries: u32,

@@ -242,14 +242,20 @@ impl Upstream {
         // to replay, and only when the first attempt could not connect.
         let replayable = is_idempotent(&parts.method) && body.is_end_stream();
         let attempts = if replayable { 1 + self.retries } else { 1 };
-        let mut body = Some(if replayable {
-            Either::Right(Full::new(Bytes::new()))
-        } else {
-            Either::Left(body)
-        });
+        // A replayable request has no body: send an empty one each time.
+        let mut body = (!replayable).then_some(Either::Left(body));
         let mut last_err = None;
-        for _ in 0..attempts {
-            let idx = self.pick();
+        let mut failed = None;
+        let mut parts = Some(parts);
+        for attempt in 0..attempts {
+            // The headers are copied only when another attempt may follow.
+            let p = if attempt + 1 == attempts {
+                parts.take()
+            } else {
+                parts.clone()
+            };
+            let Some(p) = p else { break };
+            let idx = self.pick(failed);
             let Some(target) = self.targets.get(idx) else {
                 break;
             };
@@ -259,42 +265,46 @@ impl Upstream {
                     return Err(UpstreamError::Protocol {
                         upstream: self.name.clone(),
                         detail,
-                    })
+                    });
                 }
             };
-            let mut req = Request::from_parts(parts.clone(), Either::Right(Full::new(Bytes::new())));
+            let b = body
+                .take()
+                .unwrap_or_else(|| Either::Right(Full::new(Bytes::new())));
+            let mut req = Request::from_parts(p, b);
             *req.uri_mut() = uri;
-            if let Some(b) = body.take() {
-                *req.body_mut() = b;
-            }
             match tokio::time::timeout(timeout, self.client.request(req)).await {
                 Ok(Ok(resp)) => {
                     self.mark(idx, true);
                     return Ok(resp);
                 }
-                Ok(Err(e)) => {
+                Ok(Err(e)) if e.is_connect() => {
                     self.mark(idx, false);
-                    let connect = e.is_connect();
-                    let detail = error_chain(&e);
-                    if connect {
-                        last_err = Some(UpstreamError::Connect {
-                            upstream: self.name.clone(),
-                            detail,
-                        });
-                        if replayable {
-                            body = Some(Either::Right(Full::new(Bytes::new())));
-                            continue;
-                        }
-                    } else {
-                        last_err = Some(UpstreamError::Protocol {
-                            upstream: self.name.clone(),
-                            detail,
-                        });
+                    last_err = Some(UpstreamError::Connect {
+                        upstream: self.name.clone(),
+                        detail: error_chain(&e),
+                    });
+                    failed = Some(idx);
+                    // Only a bodyless idempotent request goes round again.
+                }
+                Ok(Err(e)) => {
+                    // With a request body, the client may have caused this
+                    // (an aborted upload): it must not mark a target down.
+                    if replayable {
+                        self.mark(idx, false);
                     }
+                    last_err = Some(UpstreamError::Protocol {
+                        upstream: self.name.clone(),
+                        detail: error_chain(&e),
+                    });
                     break;
                 }
                 Err(_) => {
-                    self.mark(idx, false);
+                    // A client that trickles its body can run out the clock
+                    // too: only bodyless requests count against the target.
+                    if replayable {
+                        self.mark(idx, false);
+                    }
                     last_err = Some(UpstreamError::Timeout {
                         upstream: self.name.clone(),
                         timeout,
@@ -309,18 +319,25 @@ impl Upstream {
         }))
     }
 
-    /// Round robin over healthy targets; if none is healthy, plain round robin.
-    fn pick(&self) -> usize {
+    /// Round robin over healthy targets other than `avoid` (the one that
+    /// just failed); failing that, any target other than `avoid`; failing
+    /// that (a single target), the next in turn.
+    fn pick(&self, avoid: Option<usize>) -> usize {
         let n = self.targets.len().max(1);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
-        (0..n)
-            .map(|k| (start + k) % n)
+        let order = || {
+            (0..n)
+                .map(move |k| (start + k) % n)
+                .filter(move |&i| Some(i) != avoid)
+        };
+        order()
             .find(|&i| {
                 self.targets
                     .get(i)
                     .is_some_and(|t| t.down_until_ms.load(Ordering::Relaxed) <= now)
             })
+            .or_else(|| order().next())
             .unwrap_or(start % n)
     }
 
@@ -468,8 +485,38 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-/// Request headers toward the upstream: hop-by-hop removed; forwarding
-/// headers replaced with what the gateway itself observed.
+/// Client request headers that some backends and frameworks treat as
+/// instructions (rewrite the target, override the method, claim a client
+/// address or an outer proxy's view). A client's copy is never forwarded:
+/// only the gateway speaks for what it saw.
+const DENY_REQUEST_HEADERS: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-original-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Request headers toward the upstream: hop-by-hop and instruction-like
+/// headers removed; forwarding headers set from what the gateway itself
+/// observed (trusted proxies arrive with the ip_filter capability).
 fn prepare_headers(
     h: &mut http::HeaderMap,
     ex: &Exchange,
@@ -477,41 +524,45 @@ fn prepare_headers(
     preserve_host: bool,
 ) {
     strip_hop_by_hop(h);
-    let original_host = h.get(header::HOST).cloned();
-    if !preserve_host {
-        h.remove(header::HOST);
+    for name in DENY_REQUEST_HEADERS {
+        h.remove(*name);
     }
-    let proto = if ex.conn.tls.is_some() { "https" } else { "http" };
+    // The router checked that Host and the request target agree; the
+    // upstream gets that one host, or the target's own.
+    h.remove(header::HOST);
+    let host = ex.host.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+    if let (true, Some(v)) = (preserve_host, &host) {
+        h.insert(header::HOST, v.clone());
+    }
+    // HTTP/2 may split cookies over several fields; HTTP/1.1 backends expect
+    // one (RFC 9113 §8.2.3).
+    if ex.version == http::Version::HTTP_2 && h.get_all(header::COOKIE).iter().count() > 1 {
+        let joined = h
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        h.remove(header::COOKIE);
+        if let Ok(v) = HeaderValue::from_str(&joined) {
+            h.insert(header::COOKIE, v);
+        }
+    }
+    let https = ex.conn.tls.is_some();
+    let proto = if https { "https" } else { "http" };
     let ip = ex.conn.peer.ip();
-    // A client-supplied X-Forwarded-For or Forwarded is a claim, not a fact:
-    // replaced, never appended to (trusted proxies come with ip_filter).
-    h.remove("x-forwarded-for");
-    h.remove("x-forwarded-proto");
-    h.remove("x-forwarded-host");
-    h.remove(header::FORWARDED);
-    h.remove("x-real-ip");
     if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
         h.insert("x-forwarded-for", v);
     }
-    h.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
-    );
+    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     let for_node = match ip {
         std::net::IpAddr::V4(v4) => v4.to_string(),
         std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
     };
     let mut forwarded = format!("for={for_node};proto={proto}");
-    if let Some(host) = original_host.as_ref().and_then(|v| v.to_str().ok()) {
-        if host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
-            forwarded.push_str(&format!(";host=\"{host}\""));
-            if let Ok(v) = HeaderValue::from_str(host) {
-                h.insert("x-forwarded-host", v);
-            }
-        }
+    if let (Some(name), Some(v)) = (ex.host.as_deref(), host) {
+        forwarded.push_str(&format!(";host=\"{name}\""));
+        h.insert("x-forwarded-host", v);
     }
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         h.insert(header::FORWARDED, v);

@@ -54,19 +54,37 @@ async fn a_failing_target_is_skipped_for_the_cooldown_then_tried_again() {
     assert!(u.is_down(0));
     // While down, every pick is the healthy target.
     for _ in 0..5 {
-        assert_eq!(u.pick(), 1);
+        assert_eq!(u.pick(None), 1);
     }
     clock.advance(Duration::from_secs(9));
     assert!(u.is_down(0));
     clock.advance(Duration::from_secs(2));
     assert!(!u.is_down(0));
-    let picks: Vec<_> = (0..4).map(|_| u.pick()).collect();
+    let picks: Vec<_> = (0..4).map(|_| u.pick(None)).collect();
     assert!(picks.contains(&0) && picks.contains(&1), "{picks:?}");
     // A success resets the failure count.
     u.mark(1, false);
     u.mark(1, true);
     u.mark(1, false);
     assert!(!u.is_down(1));
+}
+
+#[test]
+fn a_retry_avoids_the_target_that_just_failed() {
+    let clock = FakeClock::at_unix(1_700_000_000);
+    let u = upstream(
+        "[[upstreams]]\nname = \"u\"\ntargets = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\", \"http://127.0.0.1:3\"]\n",
+        clock,
+    );
+    for _ in 0..6 {
+        assert_ne!(u.pick(Some(1)), 1);
+    }
+    // With one target there is nowhere else to go.
+    let single = upstream(
+        "[[upstreams]]\nname = \"u\"\ntargets = [\"http://127.0.0.1:1\"]\n",
+        FakeClock::at_unix(0),
+    );
+    assert_eq!(single.pick(Some(0)), 0);
 }
 
 #[test]
@@ -78,7 +96,7 @@ fn when_every_target_is_down_round_robin_continues() {
     );
     u.mark(0, false);
     u.mark(1, false);
-    let picks: Vec<_> = (0..4).map(|_| u.pick()).collect();
+    let picks: Vec<_> = (0..4).map(|_| u.pick(None)).collect();
     assert!(picks.contains(&0) && picks.contains(&1), "{picks:?}");
 }
 
@@ -86,13 +104,17 @@ use crate::exchange::test_exchange as exchange;
 
 #[test]
 fn forwarding_headers_describe_what_the_gateway_saw() {
-    let ex = exchange("[2001:db8::7]:50000", true);
+    let mut ex = exchange("[2001:db8::7]:50000", true);
+    ex.host = Some("api.bank.example".into());
     let mut h = http::HeaderMap::new();
     h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
     h.insert(header::FORWARDED, HeaderValue::from_static("for=10.0.0.1"));
     h.insert(header::HOST, HeaderValue::from_static("api.bank.example"));
     h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-hop"));
     h.insert("x-hop", HeaderValue::from_static("1"));
+    h.insert("x-original-url", HeaderValue::from_static("/internal/admin"));
+    h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
+    h.insert("true-client-ip", HeaderValue::from_static("10.0.0.1"));
     prepare_headers(&mut h, &ex, &HeaderName::from_static("x-request-id"), false);
     assert_eq!(h["x-forwarded-for"], "2001:db8::7");
     assert_eq!(
@@ -106,18 +128,33 @@ fn forwarding_headers_describe_what_the_gateway_saw() {
         "Host is the target's unless preserve_host"
     );
     assert!(h.get("x-hop").is_none() && h.get(header::CONNECTION).is_none());
+    for denied in ["x-original-url", "x-http-method-override", "true-client-ip"] {
+        assert!(h.get(denied).is_none(), "{denied} forwarded");
+    }
     assert_eq!(h["x-request-id"], ex.request_id.as_str());
 
-    let ex = exchange("192.0.2.9:1234", false);
+    // preserve_host sends the checked host, not whatever Host said.
+    let mut ex = exchange("192.0.2.9:1234", false);
+    ex.host = Some("api.bank.example:8443".into());
     let mut h = http::HeaderMap::new();
-    h.insert(header::HOST, HeaderValue::from_static("evil\"; for=1.2.3.4"));
+    h.insert(header::HOST, HeaderValue::from_static("other.example"));
     prepare_headers(&mut h, &ex, &HeaderName::from_static("x-request-id"), true);
+    assert_eq!(h[header::HOST], "api.bank.example:8443");
     assert_eq!(
         h[header::FORWARDED],
-        "for=192.0.2.9;proto=http",
-        "a Host with odd characters is not copied"
+        "for=192.0.2.9;proto=http;host=\"api.bank.example:8443\""
     );
-    assert!(h.get(header::HOST).is_some(), "preserve_host keeps it");
+}
+
+#[test]
+fn http2_cookies_are_joined_for_the_upstream() {
+    let mut ex = exchange("192.0.2.9:1234", true);
+    ex.version = http::Version::HTTP_2;
+    let mut h = http::HeaderMap::new();
+    h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+    h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+    prepare_headers(&mut h, &ex, &HeaderName::from_static("x-request-id"), false);
+    assert_eq!(h.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
 }
 
 #[test]

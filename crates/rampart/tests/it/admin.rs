@@ -71,3 +71,24 @@ async fn admin_endpoints_are_not_on_the_data_plane() {
     }
     assert_eq!(h.upstream.count(), 0);
 }
+
+#[tokio::test]
+async fn a_request_the_client_abandons_is_still_observed_once() {
+    let h = Harness::start(&ROUTES.replace("timeout = \"500ms\"", "timeout = \"5s\"")).await;
+    let c = h.client_h2();
+    // Dropping the response future resets the HTTP/2 stream mid-request.
+    let gone = tokio::time::timeout(std::time::Duration::from_millis(200), c.get("/delay/2000")).await;
+    assert!(gone.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let m = admin_request(Method::GET, &h.admin_url("/metrics"), None)
+        .await
+        .text();
+    assert!(
+        m.contains(
+            r#"rampart_requests_total{route="delay",method="GET",status="499",outcome="client-cancelled"} 1"#
+        ),
+        "{m}"
+    );
+    // The same connection still serves.
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+}

@@ -91,7 +91,12 @@ async fn no_credential_ever_reaches_the_logs() {
         (Method::GET, "/nope"),
         (Method::GET, "/status/500"),
     ] {
-        let r = c.send(m, p, &headers, body.clone()).await;
+        let body = if m == Method::POST {
+            body.clone()
+        } else {
+            String::new()
+        };
+        let r = c.send(m, p, &headers, body).await;
         assert!(r.status.as_u16() > 0);
         sent += 1;
     }

@@ -15,9 +15,21 @@ async fn shutdown_drains_in_flight_requests() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.upstream.count(), 1, "the slow request is in flight");
     let addr = h.addr();
-    h.stop().await;
+    let readyz = h.admin_url("/readyz");
+    let late = h.client();
+    let server = h.server.take().unwrap();
+    let draining = tokio::spawn(server.shutdown(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // While draining, the admin listener tells load balancers to go away.
+    let r = rampart_testkit::admin_request(http::Method::GET, &readyz, None).await;
+    assert_eq!(r.status, 503);
+    // New connections are no longer accepted.
+    assert!(late
+        .try_send(http::Method::GET, "/v1/accounts", &[], "")
+        .await
+        .is_err());
     let r = in_flight.await.unwrap();
     assert_eq!(r.status, 200, "in-flight request was cut: {}", r.text());
-    // After shutdown nothing accepts connections on that address.
+    draining.await.unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

@@ -1,7 +1,8 @@
 //! Invariant 1, asserted from outside: TLS 1.3 and TLS 1.2 with ECDHE+AEAD
-//! succeed; TLS 1.0/1.1, CBC suites, RSA key exchange and renegotiation are
-//! refused. Uses rustls clients pinned to one version, and the real
-//! `openssl s_client` for what rustls cannot even offer.
+//! succeed; TLS 1.0/1.1, CBC suites and static-RSA key exchange are refused.
+//! Uses rustls clients pinned to one version, and the real `openssl
+//! s_client` for what rustls cannot even offer. (Renegotiation does not exist
+//! in rustls at all; it is not tested here.)
 
 use std::sync::Arc;
 

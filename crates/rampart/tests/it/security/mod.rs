@@ -2,3 +2,4 @@
 
 mod header_spoofing;
 mod path_traversal;
+mod request_smuggling;

@@ -20,6 +20,9 @@ async fn encoded_separators_and_escapes_are_refused_before_routing() {
         "/%2e%2e/v1/accounts",
         "/v1/accounts/acc%00",
         "/v1/accounts/..;/payments",
+        "/v1/accounts/;/balances",
+        "/v1/accounts/acc-1/%252e%252e/%252e%252e/admin",
+        "/v1/accounts/acc%252F1001",
         "/v1/accounts/%zz",
     ] {
         let r = c.get(p).await;

@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# Rampart end-to-end load benchmark (DESIGN.md §8). See bench/README.md.
+#
+# Same load, same upstream, one run: (a) the upstream directly over plain
+# HTTP, (b) nginx as a plain TLS reverse proxy, (c) Rampart. Prints req/s,
+# p50/p99 latency and the Rampart/direct and Rampart/nginx ratios.
+#
+# Knobs (environment): DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS LOAD_CPUS
+# WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to 127.0.0.1 only.
+set -euo pipefail
+export LC_ALL=C
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-32}
+PROXY_CPUS=${PROXY_CPUS:-0}     # the proxy under test (nginx or Rampart)
+LOAD_CPUS=${LOAD_CPUS:-1}       # wrk and the upstream nginx
+WRK_THREADS=${WRK_THREADS:-1}
+ROUNDS=${ROUNDS:-3}             # >1: targets run round-robin, medians reported
+BASE_PORT=${BASE_PORT:-18080}   # first port tried; the next free ones are used
+KEEP_TMP=${KEEP_TMP:-0}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+OUT_DIR=${OUT_DIR:-$root/bench/out}
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+pids=()
+tmp=""
+cleanup() {
+    local rc=$? pid i
+    trap - EXIT INT TERM
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        pid=${pids[i]}
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n $tmp && -d $tmp ]]; then
+        if [[ $KEEP_TMP == 1 ]]; then
+            log "kept $tmp"
+        else
+            rm -rf "$tmp"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers
+# Number of CPUs in a taskset list such as "0", "0,1" or "0-3".
+cpu_count() {
+    local n=0 part a b
+    IFS=, read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ $part == *-* ]]; then
+            a=${part%-*} b=${part#*-}
+            n=$((n + b - a + 1))
+        else
+            n=$((n + 1))
+        fi
+    done
+    echo "$n"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port VAR: set VAR to the next port from BASE_PORT up that nothing
+# listens on (no subshell: next_port must advance).
+next_port=$BASE_PORT
+free_port() {
+    while port_in_use "$next_port"; do
+        next_port=$((next_port + 1))
+    done
+    printf -v "$1" '%s' "$next_port"
+    next_port=$((next_port + 1))
+}
+
+# render TEMPLATE OUT KEY=VALUE...: replace @KEY@ with VALUE.
+render() {
+    local src=$1 dst=$2 kv k v esc args=()
+    shift 2
+    for kv in "$@"; do
+        k=${kv%%=*} v=${kv#*=}
+        esc=$(printf '%s' "$v" | sed -e 's/[\\|&]/\\&/g')
+        args+=(-e "s|@${k}@|${esc}|g")
+    done
+    sed "${args[@]}" "$src" >"$dst"
+    if grep -q '@[A-Z_]*@' "$dst"; then
+        die "unrendered placeholder in $dst: $(grep -o '@[A-Z_]*@' "$dst" | head -1)"
+    fi
+}
+
+# wait_ready NAME PID URL [curl args...]: the body must equal $BODY.
+wait_ready() {
+    local name=$1 pid=$2 url=$3 body=""
+    shift 3
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        if body=$(curl -fsS --max-time 2 "$@" "$url" 2>/dev/null); then
+            if [[ $body == "$BODY" ]]; then
+                log "$name is up ($url)"
+                return 0
+            fi
+            log "$name answered with an unexpected body: ${body:0:200}"
+            return 1
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- 1. build
+if [[ -n ${RAMPART_BIN:-} ]]; then
+    log "using RAMPART_BIN=$RAMPART_BIN (no build)"
+else
+    log "building: cargo build --release -p rampart"
+    cargo build --release -p rampart --manifest-path "$root/Cargo.toml"
+    if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+        target_dir=$CARGO_TARGET_DIR
+    elif command -v python3 >/dev/null; then
+        target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    else
+        target_dir=$root/target
+    fi
+    RAMPART_BIN=$target_dir/release/rampart
+fi
+[[ -x $RAMPART_BIN ]] || die "no rampart binary at $RAMPART_BIN"
+RAMPART_BIN=$(cd "$(dirname "$RAMPART_BIN")" && pwd)/$(basename "$RAMPART_BIN")
+
+# ---------------------------------------------------------------- 2. tools
+find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
+missing=()
+[[ -n $(find_nginx) ]] || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+for tool in openssl curl taskset awk; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+if ((${#missing[@]} > 0)); then
+    [[ $(id -u) == 0 ]] || die "missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root"
+    log "installing ${missing[*]} from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    pkgs=()
+    for p in "${missing[@]}"; do pkgs+=("$p"); done
+    if ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2; then
+        # nginx-light is the smaller flavour; try it if the meta package fails.
+        pkgs=("${pkgs[@]/#nginx/nginx-light}")
+        apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2
+    fi
+fi
+NGINX=$(find_nginx)
+[[ -n $NGINX ]] || die "nginx not found after install"
+command -v wrk >/dev/null || die "wrk not found after install"
+
+ncpu=$(nproc)
+proxy_threads=$(cpu_count "$PROXY_CPUS")
+
+# ---------------------------------------------------------------- 3. certs
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rampart-bench.XXXXXX")
+chmod 755 "$tmp" # nginx workers may run as another user
+log "work dir $tmp"
+(
+    cd "$tmp"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null
+    openssl req -x509 -new -key ca.key -sha256 -days 2 -subj "/CN=Rampart bench CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" -out ca.pem 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key 2>/dev/null
+    openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
+    cat >server.ext <<'EOF'
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1
+EOF
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -sha256 \
+        -extfile server.ext -out server.pem 2>/dev/null
+    chmod 644 server.key
+) || die "certificate generation failed"
+CA=$tmp/ca.pem CERT=$tmp/server.pem KEY=$tmp/server.key
+
+# ~300-byte account list.
+BODY='{"accounts":[{"id":"acc-001","iban":"DE89370400440532013000","currency":"EUR","type":"checking","balance":"1523.47"},{"id":"acc-002","iban":"DE02120300000000202051","currency":"EUR","type":"savings","balance":"20431.00"},{"id":"acc-003","iban":"GB29NWBK60161331926819","currency":"GBP","type":"checking","balance":"87.12"}]}'
+
+free_port UPSTREAM_PORT
+free_port NGINX_PORT
+free_port RAMPART_PORT
+free_port ADMIN_PORT
+
+# ---------------------------------------------------------------- 4. upstream
+mkdir -p "$tmp/upstream" "$tmp/proxy"
+render "$here/nginx-upstream.conf.in" "$tmp/upstream/nginx.conf" \
+    WORKERS=1 DIR="$tmp/upstream" UPSTREAM_PORT="$UPSTREAM_PORT" BODY="$BODY"
+taskset -c "$LOAD_CPUS" "$NGINX" -p "$tmp/upstream/" -e "$tmp/upstream/error.log" \
+    -c "$tmp/upstream/nginx.conf" >"$tmp/upstream/stdout.log" 2>&1 &
+pids+=($!)
+wait_ready "upstream nginx" "${pids[-1]}" "http://127.0.0.1:$UPSTREAM_PORT/v1/accounts" ||
+    { cat "$tmp/upstream/"*.log >&2 || true; die "target 'direct (http)' (upstream nginx) failed to start"; }
+
+# ---------------------------------------------------------------- 5. nginx TLS proxy
+render "$here/nginx-proxy.conf.in" "$tmp/proxy/nginx.conf" \
+    WORKERS="$proxy_threads" DIR="$tmp/proxy" PORT="$NGINX_PORT" \
+    UPSTREAM_PORT="$UPSTREAM_PORT" CERT="$CERT" KEY="$KEY"
+taskset -c "$PROXY_CPUS" "$NGINX" -p "$tmp/proxy/" -e "$tmp/proxy/error.log" \
+    -c "$tmp/proxy/nginx.conf" >"$tmp/proxy/stdout.log" 2>&1 &
+pids+=($!)
+wait_ready "nginx TLS proxy" "${pids[-1]}" "https://localhost:$NGINX_PORT/v1/accounts" \
+    --cacert "$CA" --resolve "localhost:$NGINX_PORT:127.0.0.1" ||
+    { cat "$tmp/proxy/"*.log >&2 || true; die "target 'nginx (tls)' failed to start"; }
+
+# ---------------------------------------------------------------- 6. Rampart
+render "$here/rampart.toml.in" "$tmp/rampart.toml" \
+    PORT="$RAMPART_PORT" ADMIN_PORT="$ADMIN_PORT" UPSTREAM_PORT="$UPSTREAM_PORT" \
+    CERT="$CERT" KEY="$KEY"
+log "rampart check --config $tmp/rampart.toml"
+"$RAMPART_BIN" check --config "$tmp/rampart.toml" >&2 || die "rampart check rejected the benchmark policy"
+TOKIO_WORKER_THREADS=$proxy_threads taskset -c "$PROXY_CPUS" \
+    "$RAMPART_BIN" serve --config "$tmp/rampart.toml" >"$tmp/rampart.log" 2>&1 &
+pids+=($!)
+wait_ready "rampart" "${pids[-1]}" "https://localhost:$RAMPART_PORT/v1/accounts" \
+    --cacert "$CA" --resolve "localhost:$RAMPART_PORT:127.0.0.1" ||
+    { cat "$tmp/rampart.log" >&2 || true; die "target 'rampart (tls)' failed to start"; }
+rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
+
+# ---------------------------------------------------------------- 7. load
+mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR"/wrk-*.txt "$OUT_DIR/summary.txt"
+names=("direct (http)" "nginx (tls)" "rampart (tls)")
+keys=(direct nginx rampart)
+urls=("http://127.0.0.1:$UPSTREAM_PORT/v1/accounts"
+    "https://127.0.0.1:$NGINX_PORT/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT/v1/accounts")
+wrk_cmd=(taskset -c "$LOAD_CPUS" wrk --latency "-t$WRK_THREADS" "-c$CONNECTIONS" "-d$DURATION")
+warm_cmd=(taskset -c "$LOAD_CPUS" wrk "-t$WRK_THREADS" "-c$CONNECTIONS" "-d$WARMUP")
+
+# to_ms VALUE: wrk prints 812.00us, 1.23ms, 2.01s, 1.00m.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        else if (u != "ms") { print "nan"; exit }
+        printf "%.3f", n }'
+}
+
+# cpu_ticks PID: user+system clock ticks of PID and its direct children
+# (nginx master + workers; Rampart is one process, all threads included).
+cpu_ticks() {
+    local p sum=0 t
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        sum=$((sum + t))
+    done
+    echo "$sum"
+}
+clk_tck=$(getconf CLK_TCK)
+target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}")
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# median of the arguments (numbers).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+failed=()
+declare -A rps p50 p99 cpu_us all_rps all_p50 all_p99 ticks reqs dead
+for k in "${keys[@]}"; do ticks[$k]=0 reqs[$k]=0; done
+for ((round = 1; round <= ROUNDS; round++)); do
+    for i in "${!keys[@]}"; do
+        k=${keys[i]} name=${names[i]} url=${urls[i]}
+        [[ -z ${dead[$k]:-} ]] || continue
+        if ((round == 1)); then
+            log "warm-up $name: $WARMUP"
+            if ! "${warm_cmd[@]}" "$url" >"$OUT_DIR/wrk-$k-warmup.txt" 2>&1; then
+                failed+=("$name: wrk warm-up failed") dead[$k]=1
+                continue
+            fi
+        fi
+        out=$OUT_DIR/wrk-$k.txt
+        ((ROUNDS == 1)) || out=$OUT_DIR/wrk-$k-$round.txt
+        log "load $name (round $round/$ROUNDS): ${wrk_cmd[*]} $url"
+        t0=$(cpu_ticks "${target_pid[i]}")
+        if ! "${wrk_cmd[@]}" "$url" >"$out" 2>&1; then
+            failed+=("$name: wrk failed") dead[$k]=1
+            cat "$out" >&2
+            continue
+        fi
+        t1=$(cpu_ticks "${target_pid[i]}")
+        r=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+        total=$(awk '/requests in/ {print $1}' "$out")
+        non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+        errs=$(awk '/Socket errors:/ {sub(/.*Socket errors: */, ""); print}' "$out")
+        if [[ -z $r || -z $total || $total == 0 ]]; then
+            failed+=("$name: no completed requests") dead[$k]=1
+            continue
+        fi
+        if [[ -n $non2xx && $non2xx != 0 ]]; then
+            failed+=("$name: $non2xx non-2xx/3xx responses (of $total)")
+        fi
+        [[ -z $errs ]] || log "$name: socket errors: $errs"
+        all_rps[$k]+=" $r"
+        all_p50[$k]+=" $(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")"
+        all_p99[$k]+=" $(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")"
+        ticks[$k]=$((ticks[$k] + t1 - t0)) reqs[$k]=$((reqs[$k] + total))
+    done
+done
+for k in "${keys[@]}"; do
+    [[ -n ${all_rps[$k]:-} ]] || continue
+    # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
+    rps[$k]=$(median ${all_rps[$k]}) p50[$k]=$(median ${all_p50[$k]}) p99[$k]=$(median ${all_p99[$k]})
+    cpu_us[$k]=$(awk -v d="${ticks[$k]}" -v hz="$clk_tck" -v n="${reqs[$k]}" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+done
+for i in 0 1 2; do
+    kill -0 "${pids[i]}" 2>/dev/null || failed+=("${names[i]}: the process died during the run")
+done
+
+# ---------------------------------------------------------------- 8. report
+tls_of() {
+    openssl s_client -connect "127.0.0.1:$1" -servername localhost </dev/null 2>/dev/null |
+        awk '/^New,/ {sub(/^New, */, ""); print; exit}'
+}
+nginx_v=$("$NGINX" -v 2>&1 | head -1)
+wrk_v=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2, $3}' || true)
+rampart_v=$("$RAMPART_BIN" --version 2>&1 | head -1)
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+
+report() {
+    echo "Rampart load benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "machine:  $ncpu CPU(s), ${cpu_model:-unknown CPU}, $(uname -sr)"
+    echo "versions: $nginx_v; $wrk_v; $rampart_v"
+    echo "command:  ${wrk_cmd[*]} <url>   (after a $WARMUP warm-up run per target, not reported)"
+    echo "pinning:  proxy under test (nginx or Rampart, same for both) on CPU(s) $PROXY_CPUS;"
+    echo "          wrk and the upstream nginx on CPU(s) $LOAD_CPUS."
+    echo "          nginx: worker_processes $proxy_threads; Rampart: TOKIO_WORKER_THREADS=$proxy_threads ($rampart_threads OS threads)"
+    if ((ROUNDS > 1)); then
+        echo "rounds:   $ROUNDS, targets interleaved (direct, nginx, rampart, direct, ...); medians below"
+        for k in "${keys[@]}"; do echo "          $k req/s per round:${all_rps[$k]:-}"; done
+    fi
+    echo "tls:      nginx: $(tls_of "$NGINX_PORT"); rampart: $(tls_of "$RAMPART_PORT")"
+    echo "upstream: nginx 'return 200' JSON, ${#BODY} bytes, plain HTTP/1.1 keep-alive"
+    echo "loadavg:  $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after (other work on the machine skews absolute numbers)"
+    echo
+    printf '%-16s %10s %9s %9s\n' target req/s 'p50(ms)' 'p99(ms)'
+    for i in "${!keys[@]}"; do
+        k=${keys[i]}
+        if [[ -n ${rps[$k]:-} ]]; then
+            printf '%-16s %10.2f %9.3f %9.3f\n' "${names[i]}" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}"
+        else
+            printf '%-16s %10s %9s %9s\n' "${names[i]}" - - -
+        fi
+    done
+    echo
+    if [[ -n ${rps[rampart]:-} ]]; then
+        for ref in direct nginx; do
+            [[ -n ${rps[$ref]:-} ]] || continue
+            awk -v r="${rps[rampart]}" -v q="${rps[$ref]}" -v a="${p99[rampart]}" -v b="${p99[$ref]}" -v n="$ref" \
+                'BEGIN { printf "%-15s throughput %.2f   p99 %.2f\n", "rampart/" n, r / q, a / b }'
+        done
+        printf '\nCPU time of the target per request (us): direct(upstream) %s, nginx %s, rampart %s\n' \
+            "${cpu_us[direct]:--}" "${cpu_us[nginx]:--}" "${cpu_us[rampart]:--}"
+        if ((${#failed[@]} > 0)); then
+            printf '\ntarget (rampart req/s >= nginx, p99 <= 1.2x nginx): not judged, the run had failures\n'
+        elif [[ -n ${rps[nginx]:-} ]]; then
+            awk -v r="${rps[rampart]}" -v q="${rps[nginx]}" -v a="${p99[rampart]}" -v b="${p99[nginx]}" \
+                'BEGIN { ok = (r >= q && a <= 1.2 * b)
+                         printf "\ntarget (rampart req/s >= nginx, p99 <= 1.2x nginx): %s\n", ok ? "MET" : "NOT MET" }'
+        fi
+    fi
+}
+report | tee "$OUT_DIR/summary.txt"
+
+if ((${#failed[@]} > 0)); then
+    echo >&2
+    for f in "${failed[@]}"; do echo "FAILED: $f" >&2; done
+    echo "raw wrk output in $OUT_DIR" >&2
+    exit 1
+fi

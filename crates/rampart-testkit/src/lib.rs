@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future as _;
 
 pub use rampart::demo::pki::TestPki;
 pub use rampart::runtime::Server;
@@ -156,7 +157,42 @@ impl Drop for RecordingUpstream {
     }
 }
 
-async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>) -> Response<Full<Bytes>> {
+type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A body that yields `left` chunks of `chunk\n`, one every `every`.
+struct SlowBody {
+    left: u64,
+    every: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for SlowBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let every = self.every;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+        match sleep.as_mut().poll(cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(()) => {
+                self.sleep = None;
+                self.left -= 1;
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"chunk\n")))))
+            }
+        }
+    }
+}
+
+async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>) -> Response<UpstreamBody> {
     let (parts, body) = req.into_parts();
     let target = parts
         .uri
@@ -181,6 +217,20 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>
         r.body = body;
     }
     let path = parts.uri.path();
+    if let Some(rest) = path.strip_prefix("/slow/") {
+        // /slow/{chunks}/{ms}: a body sent one chunk every {ms}.
+        let mut it = rest.split('/').map(|x| x.parse::<u64>().unwrap_or(1));
+        let (chunks, ms) = (it.next().unwrap_or(1), it.next().unwrap_or(100));
+        let slow = SlowBody {
+            left: chunks,
+            every: Duration::from_millis(ms),
+            sleep: None,
+        };
+        return Response::builder()
+            .status(StatusCode::OK)
+            .body(slow.boxed())
+            .unwrap();
+    }
     let (status, body) = if let Some(code) = path.strip_prefix("/status/") {
         let code = code
             .split('/')
@@ -208,7 +258,7 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>
         .header("content-type", "application/json")
         .header("server", "Apache/2.4.1 (Unix) OpenSSL/1.0.2")
         .header("x-powered-by", "PHP/5.6.40")
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body)).boxed())
         .unwrap()
 }
 

@@ -28,6 +28,42 @@ pub struct ConnInfo {
     /// The listener's limit on request-head bytes, checked again here for
     /// HTTP/2 where header bytes are counted after HPACK decoding.
     pub max_header_bytes: usize,
+    /// `X-Forwarded-For` value for this connection's requests (the peer IP).
+    pub forwarded_for: HeaderValue,
+    /// `Forwarded` value without `host` (`for=…;proto=…`).
+    pub forwarded: String,
+}
+
+impl ConnInfo {
+    /// What a listener knows of a new connection; the forwarding headers
+    /// derived from the peer are computed here once, not per request.
+    pub fn new(
+        listener: Arc<str>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        tls: Option<TlsInfo>,
+        max_uri_length: usize,
+        max_header_bytes: usize,
+    ) -> Self {
+        let ip = peer.ip();
+        let forwarded_for =
+            HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let node = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let proto = if tls.is_some() { "https" } else { "http" };
+        Self {
+            listener,
+            peer,
+            local,
+            tls,
+            max_uri_length,
+            max_header_bytes,
+            forwarded_for,
+            forwarded: format!("for={node};proto={proto}"),
+        }
+    }
 }
 
 /// The TLS session of a connection.
@@ -49,6 +85,8 @@ pub struct TlsInfo {
 pub struct Exchange {
     /// Gateway-generated id (UUID v4), sent upstream and back.
     pub request_id: String,
+    /// The same id as a header value, built once.
+    pub request_id_value: HeaderValue,
     /// FAPI interaction id: the client's if well-formed, else generated.
     pub interaction_id: HeaderValue,
     /// The connection it arrived on.
@@ -78,15 +116,23 @@ pub struct Exchange {
 impl Exchange {
     /// Starts the context of a request that arrived on `conn` at `now`.
     pub fn start<B>(conn: Arc<ConnInfo>, req: &Request<B>, now: Duration) -> Self {
-        let request_id = new_uuid().to_string();
+        // One draw from the DRBG serves both ids.
+        let [id, spare] = new_uuids();
+        let request_id = id.to_string();
+        let request_id_value =
+            HeaderValue::from_str(&request_id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         let interaction_id = req
             .headers()
             .get("x-fapi-interaction-id")
             .filter(|v| valid_interaction_id(v.as_bytes()))
             .cloned()
-            .unwrap_or_else(new_interaction_id);
+            .unwrap_or_else(|| {
+                HeaderValue::from_str(&spare.to_string())
+                    .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+            });
         Self {
             request_id,
+            request_id_value,
             interaction_id,
             conn,
             method: req.method().clone(),
@@ -147,39 +193,40 @@ fn valid_interaction_id(v: &[u8]) -> bool {
             .is_some()
 }
 
-/// A random (version 4) UUID from aws-lc's user-space DRBG: no system call
-/// per request, unlike `Uuid::new_v4`, which reads the OS RNG each time.
-pub fn new_uuid() -> uuid::Uuid {
-    let mut bytes = [0u8; 16];
+/// Two random (version 4) UUIDs from aws-lc's user-space DRBG: one draw,
+/// no system call, unlike `Uuid::new_v4`, which reads the OS RNG each time.
+pub fn new_uuids() -> [uuid::Uuid; 2] {
+    let mut bytes = [0u8; 32];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        return uuid::Uuid::new_v4();
+        return [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
     }
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
+    let (a, b) = bytes.split_at(16);
+    let mut x = [0u8; 16];
+    let mut y = [0u8; 16];
+    x.copy_from_slice(a);
+    y.copy_from_slice(b);
+    [
+        uuid::Builder::from_random_bytes(x).into_uuid(),
+        uuid::Builder::from_random_bytes(y).into_uuid(),
+    ]
 }
 
-fn new_interaction_id() -> HeaderValue {
-    let id = new_uuid().to_string();
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
-/// An exchange on a loopback TLS connection, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_exchange(peer: &str, tls: bool) -> Exchange {
-    let conn = Arc::new(ConnInfo {
-        listener: Arc::from("public"),
-        peer: peer
-            .parse()
+    let conn = Arc::new(ConnInfo::new(
+        Arc::from("public"),
+        peer.parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 1))),
-        local: SocketAddr::from(([127, 0, 0, 1], 8443)),
-        tls: tls.then(|| TlsInfo {
+        SocketAddr::from(([127, 0, 0, 1], 8443)),
+        tls.then(|| TlsInfo {
             version: "TLSv1.3",
             alpn: None,
             sni: None,
             client_chain: vec![],
         }),
-        max_uri_length: 8192,
-        max_header_bytes: 32768,
-    });
+        8192,
+        32768,
+    ));
     let req = Request::new(());
     Exchange::start(conn, &req, Duration::ZERO)
 }

@@ -82,11 +82,8 @@ impl Gateway {
             ));
         }
         let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cfg.logging.level) {
-            problems.push(ConfigProblem::error(
-                "logging.level",
-                format!("not a level or filter (error, warn, info, debug, trace): {e}"),
-            ));
+        if let Err(why) = crate::telemetry::check_level(&cfg.logging.level) {
+            problems.push(ConfigProblem::error("logging.level", why));
         }
 
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);

@@ -46,6 +46,42 @@ impl Default for LoggingConfig {
     }
 }
 
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `logging.level`: a level, or comma-separated directives each of
+/// which is a level or `target=level`. A bare word that is not a level would
+/// be read by the filter as a target name and silence everything else, so
+/// it is refused.
+pub fn check_level(spec: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "`{spec}` is not a level ({}) or a list of `target=level` directives",
+            LEVELS.join(", ")
+        )
+    };
+    if spec.trim().is_empty() {
+        return Err(bad());
+    }
+    for directive in spec.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(
+            directive,
+            |(target, level)| {
+                if target.is_empty() {
+                    ""
+                } else {
+                    level
+                }
+            },
+        );
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(bad());
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .map(|_| ())
+        .map_err(|_| bad())
+}
+
 /// Installs the global subscriber (once per process; later calls are no-ops).
 /// Logs go to standard output.
 pub fn init(cfg: &LoggingConfig) {

@@ -32,14 +32,13 @@ pub fn lint(cfg: &GatewayConfig) -> Vec<ConfigProblem> {
         "x-content-type-options",
         "cache-control",
         "content-security-policy",
-        "x-fapi-interaction-id",
     ];
     for k in cfg.response.add_headers.keys() {
         let k = k.to_ascii_lowercase();
-        if MANAGED.contains(&k.as_str()) || k == cfg.response.request_id_header.to_ascii_lowercase() {
+        if MANAGED.contains(&k.as_str()) {
             w.push(ConfigProblem::warning(
                 format!("response.add_headers.{k}"),
-                "replaces a header the gateway sets for security or tracing; make sure the new value is at least as strict",
+                "replaces a security header the gateway sets; make sure the new value is at least as strict",
             ));
         }
     }

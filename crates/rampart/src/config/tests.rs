@@ -129,3 +129,21 @@ fn problems_found_after_parsing_get_lines_and_are_sorted() {
         "p.toml:11: error: routes[1].upstream: no such upstream"
     );
 }
+
+#[test]
+fn logging_levels_are_checked() {
+    use crate::telemetry::check_level;
+    for ok in [
+        "info",
+        "WARN",
+        "off",
+        "info,rampart::access=warn",
+        "debug,hyper=info",
+    ] {
+        assert!(check_level(ok).is_ok(), "{ok}");
+    }
+    // `inf` would be a target name: it would silence every other log line.
+    for bad in ["inf", "", "verbose", "info,hyper", "=info", "rampart=loud"] {
+        assert!(check_level(bad).is_err(), "{bad:?}");
+    }
+}

@@ -336,10 +336,10 @@ struct Activity {
     last_ms: AtomicU64,
 }
 
-/// Marks one request in flight until dropped, which happens when the
-/// response is ready or when hyper drops the request because the client
-/// went away (RST_STREAM, disconnect): either way the connection counts as
-/// active only while a request really is.
+/// Marks one request in flight until dropped, which happens when its
+/// response body has been sent, or when hyper drops the request because the
+/// client went away (RST_STREAM, disconnect): either way the connection
+/// counts as active exactly while a request really is.
 struct InFlight {
     activity: Arc<Activity>,
     clock: crate::clock::SharedClock,
@@ -357,6 +357,33 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.activity.last_ms.store(millis(&self.clock), Ordering::SeqCst);
         self.activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is
+/// finished or dropped, so the idle timeout never cuts a slow download.
+struct Tracked {
+    inner: crate::Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = <crate::Body as http_body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -381,14 +408,14 @@ async fn connection(
 ) {
     match acceptor {
         None => {
-            let conn = Arc::new(ConnInfo {
-                listener: name,
+            let conn = Arc::new(ConnInfo::new(
+                name,
                 peer,
                 local,
-                tls: None,
-                max_uri_length: limits.max_uri_length,
-                max_header_bytes: limits.max_header_bytes,
-            });
+                None,
+                limits.max_uri_length,
+                limits.max_header_bytes,
+            ));
             http(TokioIo::new(stream), conn, limits, runtime, shutdown).await;
         }
         Some(acceptor) => {
@@ -421,14 +448,14 @@ async fn connection(
                     .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
                     .unwrap_or_default(),
             };
-            let conn = Arc::new(ConnInfo {
-                listener: name,
+            let conn = Arc::new(ConnInfo::new(
+                name,
                 peer,
                 local,
-                tls: Some(info),
-                max_uri_length: limits.max_uri_length,
-                max_header_bytes: limits.max_header_bytes,
-            });
+                Some(info),
+                limits.max_uri_length,
+                limits.max_header_bytes,
+            ));
             http(TokioIo::new(tls), conn, limits, runtime, shutdown).await;
         }
     }
@@ -455,8 +482,11 @@ async fn http<I>(
             let guard = InFlight::start(activity.clone(), clock.clone());
             async move {
                 let resp = crate::pipeline::handle(gw, conn, req).await;
-                drop(guard);
-                Ok::<_, Infallible>(resp)
+                // In flight until the last byte of the body is sent.
+                Ok::<_, Infallible>(resp.map(|inner| Tracked {
+                    inner,
+                    _in_flight: guard,
+                }))
             }
         })
     };

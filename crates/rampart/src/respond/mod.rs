@@ -37,6 +37,9 @@ const LEAKY_HEADERS: &[&str] = &[
     "via",
 ];
 
+/// `x-fapi-interaction-id` (FAPI 2.0).
+pub const X_FAPI_INTERACTION_ID: HeaderName = HeaderName::from_static("x-fapi-interaction-id");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 pub const HOP_BY_HOP: &[HeaderName] = &[
     header::CONNECTION,
@@ -48,20 +51,42 @@ pub const HOP_BY_HOP: &[HeaderName] = &[
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers, including those named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+/// Whether a header is hop-by-hop by definition.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
+/// Removes every header for which `drop` is true, in one pass over the
+/// headers present (usually a handful) rather than one lookup per name that
+/// might be there.
+pub fn remove_where(headers: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    let doomed: Vec<HeaderName> = headers.keys().filter(|n| drop(n)).cloned().collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
+
+/// The header names listed in `Connection` (they are hop-by-hop too).
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP) {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+        .collect()
+}
+
+/// Removes hop-by-hop headers, including those named in `Connection`, and
+/// any header for which `also` is true.
+pub fn strip_hop_by_hop_and(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let named = connection_named(headers);
+    remove_where(headers, |n| is_hop_by_hop(n) || named.contains(n) || also(n));
+}
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip_hop_by_hop_and(headers, |_| false);
 }
 
 /// The validated response policy.
@@ -92,6 +117,14 @@ impl Responder {
         }
         let mut add = Vec::new();
         for (k, v) in &cfg.add_headers {
+            let lower = k.to_ascii_lowercase();
+            if lower == "x-fapi-interaction-id" || lower == cfg.request_id_header.to_ascii_lowercase() {
+                problems.push(ConfigProblem::error(
+                    format!("response.add_headers.{k}"),
+                    "set by the gateway for each request; it cannot be configured",
+                ));
+                continue;
+            }
             let name = HeaderName::from_bytes(k.as_bytes());
             let value = HeaderValue::from_str(v);
             match (name, value) {
@@ -188,7 +221,7 @@ impl Responder {
             }
             return scrubbed;
         }
-        strip_hop_by_hop(&mut parts.headers);
+        strip_hop_by_hop_and(&mut parts.headers, |n| self.strip.contains(n));
         self.decorate(&mut parts.headers, ex);
         Response::from_parts(parts, Either::Left(body))
     }
@@ -212,9 +245,6 @@ impl Responder {
 
     /// Headers every response leaves with, and those it leaves without.
     fn decorate(&self, h: &mut HeaderMap, ex: &Exchange) {
-        for name in &self.strip {
-            h.remove(name);
-        }
         if let (Some(hsts), Some(_)) = (&self.hsts, &ex.conn.tls) {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
@@ -230,9 +260,7 @@ impl Responder {
         for (k, v) in &self.add {
             h.insert(k.clone(), v.clone());
         }
-        h.insert("x-fapi-interaction-id", ex.interaction_id.clone());
-        if let Ok(v) = HeaderValue::from_str(&ex.request_id) {
-            h.insert(self.request_id_header.clone(), v);
-        }
+        h.insert(X_FAPI_INTERACTION_ID, ex.interaction_id.clone());
+        h.insert(self.request_id_header.clone(), ex.request_id_value.clone());
     }
 }

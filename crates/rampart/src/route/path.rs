@@ -74,9 +74,9 @@ pub enum PathError {
     /// that strip parameters see an empty segment and merge it away.
     #[error("segment made only of path parameters")]
     EmptySegmentParameter,
-    /// `%25` followed by the hex of `.`, `/` or `\` (`%252e`, `%252f`,
-    /// `%255c`): a backend that decodes twice would see a dot or separator.
-    #[error("double-encoded dot or separator")]
+    /// An encoded `%` followed by two hex digits (`%252e`, `%2500`,
+    /// `%25%32%65`): a backend that decodes twice would see the byte.
+    #[error("double-encoded byte")]
     DoubleEncoding,
 }
 
@@ -133,18 +133,14 @@ fn check_decoded(b: u8) -> Result<(), PathError> {
 /// and its decoded bytes to `decoded` (cleared first).
 fn canonical_segment(raw: &str, out: &mut String, decoded: &mut Vec<u8>) -> Result<(), PathError> {
     decoded.clear();
+    let begin = out.len();
     let bytes = raw.as_bytes();
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let v = read_escape(bytes, i)?;
             check_decoded(v)?;
-            if v == b'%' {
-                let next = bytes.get(i + 3..i + 5).unwrap_or_default().to_ascii_lowercase();
-                if matches!(next.as_slice(), b"2e" | b"2f" | b"5c") {
-                    return Err(PathError::DoubleEncoding);
-                }
-            }
+
             decoded.push(v);
             if is_unreserved(v) {
                 out.push(char::from(v));
@@ -169,6 +165,16 @@ fn canonical_segment(raw: &str, out: &mut String, decoded: &mut Vec<u8>) -> Resu
         }
     }
     std::str::from_utf8(decoded).map_err(|_| PathError::InvalidUtf8)?;
+    // A literal `%` followed by two hex digits, once canonical (`%25` then
+    // hex, whether it came as `%252e` or `%25%32%65`), is a double-encoded
+    // byte: a backend that decodes twice would see `.`, `/`, NUL, `;`…
+    let canonical = out.as_bytes().get(begin..).unwrap_or_default();
+    if canonical
+        .windows(5)
+        .any(|w| matches!(w, [b'%', b'2', b'5', a, b] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit()))
+    {
+        return Err(PathError::DoubleEncoding);
+    }
     // `..;x` / `.;x`: a dot segment to upstreams that strip path parameters.
     if let Some(semi) = decoded.iter().position(|&b| b == b';') {
         let head = decoded.get(..semi).unwrap_or_default();

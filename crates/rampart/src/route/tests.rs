@@ -110,6 +110,9 @@ const NORMALIZE_ERR: &[(&str, PathError)] = &[
     ("/v1/%252e%252e/admin", PathError::DoubleEncoding),
     ("/v1/a%252Fb", PathError::DoubleEncoding),
     ("/v1/a%255cb", PathError::DoubleEncoding),
+    ("/v1/%25%32%65%25%32%65/admin", PathError::DoubleEncoding),
+    ("/v1/a%2500", PathError::DoubleEncoding),
+    ("/v1/a%253B", PathError::DoubleEncoding),
     ("/a/%2e%2e%3b/admin", PathError::DotSegmentParameter),
     ("/a/%2E%2E;jsessionid=1/admin", PathError::DotSegmentParameter),
 ];

@@ -31,7 +31,8 @@ pub struct UpstreamConfig {
     /// idempotent methods without a body only. Default 1, at most 3.
     #[serde(default = "d_retries")]
     pub retries: u32,
-    /// Send the client's `Host` instead of the target's. Default false.
+    /// Send the host the client asked for (as checked by the router) instead
+    /// of the target's. Default false.
     #[serde(default)]
     pub preserve_host: bool,
     /// `auto` (default: ALPN for https, HTTP/1.1 for http), `http1` or `http2`.

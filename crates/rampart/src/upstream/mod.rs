@@ -39,7 +39,7 @@ use self::config::{UpstreamConfig, UpstreamProtocol};
 use crate::clock::SharedClock;
 use crate::config::{ConfigProblem, LoadedConfig};
 use crate::exchange::Exchange;
-use crate::respond::strip_hop_by_hop;
+use crate::respond::strip_hop_by_hop_and;
 use crate::Body;
 
 /// Why forwarding failed. Detail for logs and audit only.
@@ -523,13 +523,12 @@ fn prepare_headers(
     request_id_header: &HeaderName,
     preserve_host: bool,
 ) {
-    strip_hop_by_hop(h);
-    for name in DENY_REQUEST_HEADERS {
-        h.remove(*name);
-    }
-    // The router checked that Host and the request target agree; the
-    // upstream gets that one host, or the target's own.
-    h.remove(header::HOST);
+    // One pass over what the client sent: hop-by-hop, instruction-like and
+    // Host go. The router checked that Host and the request target agree;
+    // the upstream gets that one host, or the target's own.
+    strip_hop_by_hop_and(h, |n| {
+        n == header::HOST || DENY_REQUEST_HEADERS.contains(&n.as_str())
+    });
     let host = ex.host.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
     if let (true, Some(v)) = (preserve_host, &host) {
         h.insert(header::HOST, v.clone());
@@ -548,30 +547,27 @@ fn prepare_headers(
             h.insert(header::COOKIE, v);
         }
     }
-    let https = ex.conn.tls.is_some();
-    let proto = if https { "https" } else { "http" };
-    let ip = ex.conn.peer.ip();
-    if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
-        h.insert("x-forwarded-for", v);
-    }
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    let for_node = match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    let conn = &ex.conn;
+    h.insert(X_FORWARDED_FOR, conn.forwarded_for.clone());
+    let proto = if conn.tls.is_some() { "https" } else { "http" };
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    let forwarded = match (ex.host.as_deref(), host) {
+        (Some(name), Some(v)) => {
+            h.insert(X_FORWARDED_HOST, v);
+            HeaderValue::from_str(&format!("{};host=\"{name}\"", conn.forwarded))
+        }
+        _ => HeaderValue::from_str(&conn.forwarded),
     };
-    let mut forwarded = format!("for={for_node};proto={proto}");
-    if let (Some(name), Some(v)) = (ex.host.as_deref(), host) {
-        forwarded.push_str(&format!(";host=\"{name}\""));
-        h.insert("x-forwarded-host", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    if let Ok(v) = forwarded {
         h.insert(header::FORWARDED, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ex.request_id) {
-        h.insert(request_id_header.clone(), v);
-    }
-    h.insert("x-fapi-interaction-id", ex.interaction_id.clone());
+    h.insert(request_id_header.clone(), ex.request_id_value.clone());
+    h.insert(crate::respond::X_FAPI_INTERACTION_ID, ex.interaction_id.clone());
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

@@ -133,3 +133,14 @@ async fn a_full_listener_sheds_new_connections() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(h.client().get("/v1/accounts").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_slow_download_is_not_cut_by_the_idle_timeout() {
+    let h = harness_with_limits("idle_timeout = \"300ms\"\nheader_read_timeout = \"500ms\"").await;
+    // Headers come at once; the body takes ~1.2 s, well past both timeouts.
+    let t = Instant::now();
+    let r = h.client().get("/slow/6/200").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "chunk\n".repeat(6), "body cut after {:?}", t.elapsed());
+    assert!(t.elapsed() >= Duration::from_millis(1100));
+}

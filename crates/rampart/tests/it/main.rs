@@ -57,6 +57,13 @@ authn = "none"
 upstream_errors = "pass"
 
 [[routes]]
+id = "slow"
+path = "/slow/{chunks}/{ms}"
+methods = ["GET"]
+upstream = "backend"
+authn = "none"
+
+[[routes]]
 id = "delay"
 path = "/delay/{ms}"
 methods = ["GET"]

@@ -3,12 +3,8 @@
 //! of them appears anywhere in what the process printed, while the access
 //! log line for each request is there.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use http::Method;
-use rampart_testkit::{base_policy, Alpn, Client, RecordingUpstream, TestPki};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use rampart_testkit::{base_policy, RecordingUpstream};
 
 use crate::ROUTES;
 
@@ -24,55 +20,12 @@ const SECRETS: &[&str] = &[
 #[tokio::test]
 async fn no_credential_ever_reaches_the_logs() {
     let upstream = RecordingUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&["localhost"]).unwrap();
-    pki.write(dir.path()).unwrap();
-    std::fs::write(
-        dir.path().join("admin.token"),
-        "x-admin-token-of-sufficient-length",
-    )
-    .unwrap();
-    let policy = dir.path().join("rampart.toml");
-    std::fs::write(
-        &policy,
-        format!(
-            "{}\n{ROUTES}\n[logging]\nlevel = \"debug\"\n",
-            base_policy(&upstream.url())
-        ),
-    )
-    .unwrap();
-
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["serve", "--config"])
-        .arg(&policy)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    // The listener's address is in the "listening" log line.
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = stdout.next_line().await.unwrap() {
-            printed.push_str(&line);
-            printed.push('\n');
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" && v["listener"] == "public" {
-                return v["addr"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap();
-            }
-        }
-        panic!("gateway exited: {printed}");
-    })
-    .await
-    .expect("gateway did not start");
-
-    let c = Client::new(&pki.ca_cert_pem, addr, Alpn::Http1);
+    let served = crate::serve::Served::start(&format!(
+        "{}\n{ROUTES}\n[logging]\nlevel = \"debug\"\n",
+        base_policy(&upstream.url())
+    ))
+    .await;
+    let c = served.client();
     let bearer = format!("Bearer {}", SECRETS[0]);
     let cookie = format!("session={}", SECRETS[2]);
     let basic = format!("Basic {}", SECRETS[5]);
@@ -108,30 +61,8 @@ async fn no_credential_ever_reaches_the_logs() {
         .iter()
         .any(|r| r.headers.get("authorization").is_some()));
 
-    // Stop gracefully and collect everything printed.
-    let pid = child.id().unwrap();
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let rest = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut s = String::new();
-        while let Ok(Some(line)) = stdout.next_line().await {
-            s.push_str(&line);
-            s.push('\n');
-        }
-        s
-    })
-    .await
-    .unwrap();
-    printed.push_str(&rest);
-    let status = child.wait().await.unwrap();
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-        .await
-        .unwrap();
-    printed.push_str(&stderr);
-    assert!(status.success(), "exit {status:?}\n{printed}");
+    // Stop gracefully (exit 0 asserted) and collect everything printed.
+    let printed = served.stop().await;
 
     for s in SECRETS {
         assert!(

@@ -14,6 +14,7 @@ mod reload;
 mod respond;
 mod routing;
 mod security;
+mod serve;
 mod shutdown;
 mod tls;
 mod upstream_tls;

@@ -505,13 +505,13 @@ impl Harness {
     }
 }
 
-/// Sends raw bytes over a TLS connection (ALPN http/1.1) to `addr`, trusting
-/// `ca_pem`, and returns everything the server sent back until it closed the
-/// connection or `wait` passed. For requests a well-behaved client library
-/// refuses to produce (duplicate Host, absolute form, smuggling attempts).
-pub async fn raw_tls(ca_pem: &str, addr: SocketAddr, request: &[u8], wait: Duration) -> String {
+/// A raw TLS connection (ALPN http/1.1) to `addr` as `localhost`, trusting
+/// `ca_pem`: for tests that write HTTP by hand.
+pub async fn tls_connect(
+    ca_pem: &str,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls_pki_types::pem::PemObject;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
@@ -524,10 +524,19 @@ pub async fn raw_tls(ca_pem: &str, addr: SocketAddr, request: &[u8], wait: Durat
             .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Sends raw bytes over a TLS connection (ALPN http/1.1) to `addr`, trusting
+/// `ca_pem`, and returns everything the server sent back until it closed the
+/// connection or `wait` passed. For requests a well-behaved client library
+/// refuses to produce (duplicate Host, absolute form, smuggling attempts).
+pub async fn raw_tls(ca_pem: &str, addr: SocketAddr, request: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(ca_pem, addr).await;
     tls.write_all(request).await.unwrap();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(wait, async {

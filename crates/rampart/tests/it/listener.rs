@@ -126,3 +126,64 @@ async fn a_slow_download_is_not_cut_by_the_idle_timeout() {
     assert_eq!(r.text(), "chunk\n".repeat(6), "body cut after {:?}", t.elapsed());
     assert!(t.elapsed() >= Duration::from_millis(1100));
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_tls_handshake_is_cut_off() {
+    let h = harness_with_limits("tls_handshake_timeout = \"300ms\"").await;
+    let mut tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    // Half a ClientHello record header, then silence.
+    tcp.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let end = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await;
+    assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "still open: {end:?}");
+    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
+    let m = rampart_testkit::admin_request(http::Method::GET, &h.admin_url("/metrics"), None)
+        .await
+        .text();
+    assert!(
+        m.contains(r#"rampart_tls_handshake_failures_total{listener="public"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_no_request_is_closed_after_the_header_read_timeout() {
+    // idle_timeout is long: only the first-request deadline can close it.
+    let h = harness_with_limits("header_read_timeout = \"400ms\"\nidle_timeout = \"60s\"").await;
+    let mut c = tls_connect(&h).await;
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let end = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await;
+    assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "still open: {end:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(350) && t.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn connections_still_busy_after_the_drain_grace_are_closed_by_force() {
+    let mut h = Harness::start(&ROUTES.replace("timeout = \"500ms\"", "timeout = \"10s\"")).await;
+    let c = h.client();
+    let stuck = tokio::spawn(async move { c.try_send(http::Method::GET, "/delay/5000", &[], "").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    let server = h.server.take().unwrap();
+    server.shutdown(Duration::from_millis(300)).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "shutdown waited {:?}",
+        t.elapsed()
+    );
+    let r = tokio::time::timeout(Duration::from_secs(2), stuck)
+        .await
+        .expect("client still waiting")
+        .unwrap();
+    assert!(
+        r.is_err(),
+        "the stuck request was answered: {:?}",
+        r.map(|r| r.status)
+    );
+}

@@ -26,9 +26,13 @@ pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 
-/// The body type of every response the gateway sends and every request it
-/// forwards: either streamed from the other side, or generated here.
-pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+/// The body of every response the gateway sends: streamed from an upstream,
+/// or generated here.
+pub type Body = http_body_util::Either<upstream::pool::ResponseBody, http_body_util::Full<bytes::Bytes>>;
+
+/// The body of every request the gateway forwards: the client's, streamed,
+/// or an empty one for a bodyless request it may retry.
+pub type ForwardBody = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
 
 /// A boxed error for the few places where causes are heterogeneous.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -201,7 +201,7 @@ impl Responder {
     /// Filters an upstream response on its way to the client.
     pub fn finish(
         &self,
-        resp: Response<hyper::body::Incoming>,
+        resp: Response<crate::upstream::pool::ResponseBody>,
         route: &RoutePolicy,
         ex: &mut Exchange,
     ) -> Response<Body> {

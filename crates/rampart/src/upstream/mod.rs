@@ -16,6 +16,7 @@
 //! upstream broke the exchange, 504 when it did not answer in time.
 
 pub mod config;
+pub mod pool;
 #[cfg(test)]
 mod tests;
 
@@ -30,17 +31,14 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use self::config::{UpstreamConfig, UpstreamProtocol};
+use self::config::UpstreamConfig;
+use self::pool::{Connector, ResponseBody, SendError, TargetPool};
 use crate::clock::SharedClock;
 use crate::config::{ConfigProblem, LoadedConfig};
 use crate::exchange::Exchange;
 use crate::respond::strip_hop_by_hop_and;
-use crate::Body;
+use crate::ForwardBody;
 
 /// Why forwarding failed. Detail for logs and audit only.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +103,8 @@ struct Target {
     failures: AtomicU32,
     /// Monotonic milliseconds until which the target is skipped.
     down_until_ms: AtomicU64,
+    /// Its idle connections.
+    pool: Arc<TargetPool>,
 }
 
 /// One upstream service, ready to forward to.
@@ -112,7 +112,7 @@ pub struct Upstream {
     name: Arc<str>,
     targets: Vec<Target>,
     next: AtomicUsize,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    connector: Connector,
     request_timeout: Duration,
     retries: u32,
     preserve_host: bool,
@@ -184,31 +184,15 @@ impl Upstream {
             return Err(problems);
         }
 
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_nodelay(true);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector = match cfg.protocol {
-            UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-            UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
-            UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
-        };
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(cfg.pool_max_idle)
-            .http2_only(cfg.protocol == UpstreamProtocol::Http2);
-        let client = client.build(connector);
+        for t in &mut targets {
+            t.pool = TargetPool::new(cfg.pool_max_idle);
+        }
+        let connector = Connector::new(tls, cfg.connect_timeout, cfg.protocol);
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             targets,
             next: AtomicUsize::new(0),
-            client,
+            connector,
             request_timeout: cfg.request_timeout,
             retries: cfg.retries,
             preserve_host: cfg.preserve_host,
@@ -231,7 +215,7 @@ impl Upstream {
         ex: &Exchange,
         request_id_header: &HeaderName,
         timeout: Option<Duration>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<ResponseBody>, UpstreamError> {
         let timeout = timeout.unwrap_or(self.request_timeout);
         let (mut parts, body) = req.into_parts();
         prepare_headers(&mut parts.headers, ex, request_id_header, self.preserve_host);
@@ -268,26 +252,29 @@ impl Upstream {
                     });
                 }
             };
-            let b = body
+            let b: ForwardBody = body
                 .take()
                 .unwrap_or_else(|| Either::Right(Full::new(Bytes::new())));
             let mut req = Request::from_parts(p, b);
             *req.uri_mut() = uri;
-            match tokio::time::timeout(timeout, self.client.request(req)).await {
+            let sent = self
+                .connector
+                .send(&target.scheme, &target.authority, &target.pool, req);
+            match tokio::time::timeout(timeout, sent).await {
                 Ok(Ok(resp)) => {
                     self.mark(idx, true);
                     return Ok(resp);
                 }
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Err(SendError::Connect(detail))) => {
                     self.mark(idx, false);
                     last_err = Some(UpstreamError::Connect {
                         upstream: self.name.clone(),
-                        detail: error_chain(&e),
+                        detail,
                     });
                     failed = Some(idx);
                     // Only a bodyless idempotent request goes round again.
                 }
-                Ok(Err(e)) => {
+                Ok(Err(SendError::Protocol(detail))) => {
                     // With a request body, the client may have caused this
                     // (an aborted upload): it must not mark a target down.
                     if replayable {
@@ -295,7 +282,7 @@ impl Upstream {
                     }
                     last_err = Some(UpstreamError::Protocol {
                         upstream: self.name.clone(),
-                        detail: error_chain(&e),
+                        detail,
                     });
                     break;
                 }
@@ -415,6 +402,7 @@ fn parse_target(s: &str) -> Result<Target, String> {
         prefix,
         failures: AtomicU32::new(0),
         down_until_ms: AtomicU64::new(0),
+        pool: TargetPool::new(0),
     })
 }
 
@@ -568,14 +556,3 @@ fn prepare_headers(
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}

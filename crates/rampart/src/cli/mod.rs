@@ -28,6 +28,11 @@ pub enum Command {
         /// The policy file (TOML).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
+        /// Worker threads. Default: the CPUs this process may run on (its
+        /// affinity mask), or TOKIO_WORKER_THREADS. With 1, a single-threaded
+        /// runtime is used (cheaper per request on one core).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
     },
     /// Validate a policy file without binding any port: every problem with
     /// its line and key path, then warnings about insecure choices.
@@ -53,6 +58,9 @@ pub enum Command {
         /// Admin port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
+        /// Worker threads (as for `serve`).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
     },
 }
 
@@ -64,17 +72,45 @@ pub fn main() -> ExitCode {
             config,
             deny_warnings,
         } => check(&config, deny_warnings),
-        Command::Serve { config } => with_runtime(async move { serve(config).await }),
+        Command::Serve { config, workers } => with_runtime(workers, async move { serve(config).await }),
         Command::Demo {
             dir,
             port,
             admin_port,
-        } => with_runtime(async move { crate::demo::run(dir, port, admin_port).await }),
+            workers,
+        } => with_runtime(
+            workers,
+            async move { crate::demo::run(dir, port, admin_port).await },
+        ),
     }
 }
 
-fn with_runtime(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+/// How many worker threads: the flag, else `TOKIO_WORKER_THREADS`, else the
+/// CPUs in this process's affinity mask (so `taskset -c 0 rampart serve`
+/// gets one).
+fn worker_count(flag: Option<usize>) -> usize {
+    flag.or_else(|| {
+        std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
+    .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+    .unwrap_or(1)
+    .max(1)
+}
+
+fn with_runtime(workers: Option<usize>, f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let n = worker_count(workers);
+    let built = if n == 1 {
+        // One core: no work-stealing machinery to pay for.
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()
+    };
+    match built {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("rampart: cannot start the async runtime: {e}");

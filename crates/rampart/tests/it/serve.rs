@@ -38,7 +38,9 @@ impl Served {
         let path = dir.path().join("rampart.toml");
         std::fs::write(&path, policy).unwrap();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["serve", "--config"])
+            // One worker: the single-threaded runtime (the demo test runs
+            // the multi-threaded one).
+            .args(["serve", "--workers", "1", "--config"])
             .arg(&path)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())

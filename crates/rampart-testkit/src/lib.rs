@@ -57,6 +57,7 @@ pub struct RecordingUpstream {
     seen: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
     scheme: &'static str,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RecordingUpstream {
@@ -102,11 +103,14 @@ impl RecordingUpstream {
         let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let seen2 = seen.clone();
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted2 = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = tcp.accept().await else {
                     continue;
                 };
+                accepted2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let seen = seen2.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -133,12 +137,18 @@ impl RecordingUpstream {
             seen,
             task,
             scheme,
+            accepted,
         }
     }
 
     /// The URL to put in a policy's `targets`.
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// How many connections the gateway has opened to this upstream.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every request received so far.

@@ -20,7 +20,8 @@ pub struct UpstreamConfig {
         deserialize_with = "crate::config::duration::deserialize"
     )]
     pub connect_timeout: Duration,
-    /// Time allowed for the upstream to send response headers. Default 30s.
+    /// Time allowed for the upstream to send response headers, and the
+    /// longest pause allowed inside a response body. Default 30s.
     #[serde(
         default = "d_request",
         deserialize_with = "crate::config::duration::deserialize"

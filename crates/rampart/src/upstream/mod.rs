@@ -185,9 +185,11 @@ impl Upstream {
         }
 
         for t in &mut targets {
-            t.pool = TargetPool::new(cfg.pool_max_idle);
+            t.pool = TargetPool::new(cfg.pool_max_idle, clock.clone());
         }
-        let connector = Connector::new(tls, cfg.connect_timeout, cfg.protocol);
+        // A response body that stalls longer than the time allowed for the
+        // response headers is cut.
+        let connector = Connector::new(tls, cfg.connect_timeout, cfg.protocol, cfg.request_timeout);
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             targets,
@@ -402,7 +404,7 @@ fn parse_target(s: &str) -> Result<Target, String> {
         prefix,
         failures: AtomicU32::new(0),
         down_until_ms: AtomicU64::new(0),
-        pool: TargetPool::new(0),
+        pool: TargetPool::new(0, crate::clock::SystemClock::shared()),
     })
 }
 

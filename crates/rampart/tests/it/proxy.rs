@@ -112,3 +112,52 @@ async fn only_idempotent_requests_are_retried_on_another_target() {
     assert_eq!(h.client().get("/v1/accounts").await.status, 200);
     assert_eq!(h.upstream.count(), 2);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused_for_fixed_and_chunked_responses() {
+    let h = Harness::start(ROUTES).await;
+    let c = h.client();
+    for _ in 0..5 {
+        assert_eq!(c.get("/v1/accounts").await.status, 200);
+    }
+    // /slow/1/1 answers with a chunked body (no content-length).
+    for _ in 0..5 {
+        let r = c.get("/slow/1/1").await;
+        assert_eq!(r.text(), "chunk\n");
+    }
+    assert_eq!(h.upstream.count(), 10);
+    assert_eq!(
+        h.upstream.connections(),
+        1,
+        "each response should return its connection to the pool"
+    );
+}
+
+#[tokio::test]
+async fn a_response_body_that_stalls_is_cut_at_the_upstream_timeout() {
+    let upstream = RecordingUpstream::start().await;
+    let policy =
+        base_policy(&upstream.url()).replace("request_timeout = \"5s\"", "request_timeout = \"1s\"") + ROUTES;
+    let h = Harness::start_with(upstream, &policy).await;
+    let t = Instant::now();
+    // Headers at once, then one chunk every 3 s: the second one never comes
+    // in time.
+    let r = h.client().try_send(Method::GET, "/slow/3/3000", &[], "").await;
+    let elapsed = t.elapsed();
+    assert!(elapsed < Duration::from_millis(6000), "{elapsed:?}");
+    if let Ok(resp) = r {
+        assert_eq!(
+            resp.status,
+            200,
+            "headers should have come through: {}",
+            resp.text()
+        );
+        assert!(
+            resp.text().len() < "chunk\n".len() * 3,
+            "whole body arrived: {}",
+            resp.text()
+        );
+    }
+    // The gateway is fine afterwards.
+    assert_eq!(h.client().get("/v1/accounts").await.status, 200);
+}

@@ -147,3 +147,86 @@ fn logging_levels_are_checked() {
         assert!(check_level(bad).is_err(), "{bad:?}");
     }
 }
+
+/// Invariant 7 for the policy loader: random damage to a real policy never
+/// panics; it is reported. (A cheap stand-in until the cargo-fuzz target.)
+#[test]
+fn damaged_policies_are_reported_never_panic() {
+    let example = include_str!("../../../../config/rampart.example.toml");
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let lines: Vec<&str> = example.lines().collect();
+    let junk = [
+        "[",
+        "]",
+        "\"",
+        "=",
+        "[[routes]]",
+        "{",
+        "}",
+        ",",
+        "\n",
+        "0",
+        "-1",
+        "\"10s\"",
+        "true",
+        "\u{0}",
+        "é",
+    ];
+    let mut refused = 0;
+    for _ in 0..400 {
+        let mut text: Vec<String> = lines.iter().map(|l| (*l).to_string()).collect();
+        for _ in 0..(1 + next() % 4) {
+            let i = (next() as usize) % text.len();
+            match next() % 4 {
+                0 => {
+                    text.remove(i);
+                }
+                1 => {
+                    let dup = text[i].clone();
+                    text.insert(i, dup);
+                }
+                2 => {
+                    let piece = junk[(next() as usize) % junk.len()];
+                    let at = text[i]
+                        .char_indices()
+                        .map(|(k, _)| k)
+                        .nth((next() as usize) % (text[i].chars().count() + 1))
+                        .unwrap_or(text[i].len());
+                    text[i].insert_str(at, piece);
+                }
+                _ => text[i].clear(),
+            }
+        }
+        let text = text.join("\n");
+        let outcome = std::panic::catch_unwind(|| {
+            match LoadedConfig::from_text(Path::new("/nonexistent/rampart.toml"), text.clone()) {
+                Err(e) => Err(e.problems.len()),
+                Ok(loaded) => crate::gateway::Gateway::build(
+                    &loaded,
+                    crate::clock::SystemClock::shared(),
+                    crate::metrics::Metrics::new(),
+                    1,
+                )
+                .map(|_| ())
+                .map_err(|e| e.problems.len()),
+            }
+        });
+        match outcome {
+            Ok(Err(n)) => {
+                assert!(n > 0, "an error without problems for:\n{text}");
+                refused += 1;
+            }
+            Ok(Ok(())) => {}
+            Err(_) => panic!("the loader panicked on:\n{text}"),
+        }
+    }
+    // The certificate files do not exist here, so every run is refused; the
+    // point is that each refusal is a report, not a panic.
+    assert_eq!(refused, 400);
+}

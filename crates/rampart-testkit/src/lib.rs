@@ -254,6 +254,20 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>
             code,
             "java.lang.NullPointerException\n\tat com.bank.core.Ledger.post(Ledger.java:42)\n\tdb=core-db-7.bank.internal".to_string(),
         )
+    } else if let Some(to) = path.strip_prefix("/redirect/") {
+        // /redirect/{path}: a 302 to an absolute URL on this upstream, as a
+        // backend that knows only its own address would send.
+        let host = parts
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", format!("http://{host}/{to}?x=1"))
+            .header("content-location", "https://idp.example/login")
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
     } else if let Some(ms) = path.strip_prefix("/delay/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
         (StatusCode::OK, "{\"slept\":true}".to_string())

@@ -72,7 +72,7 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         .forward(req, ex, gw.respond.request_id_header(), route.timeout)
         .await
         .map_err(Reject::Upstream)?; // 502, 504
-    Ok(gw.respond.finish(resp, route, ex)) // scrubs upstream 5xx bodies
+    Ok(gw.respond.finish(resp, route, upstream, ex)) // scrubs 5xx bodies, hides upstream URLs
 }
 
 /// Status recorded for a request whose client went away first (nginx's

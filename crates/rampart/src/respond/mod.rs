@@ -89,6 +89,38 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     strip_hop_by_hop_and(headers, |_| false);
 }
 
+/// `Location` and `Content-Location` that point at the upstream itself
+/// (`http://core-1.bank.internal:8443/v1/payments/7`) would tell clients
+/// the bank's internal host names and send them where they cannot go; they
+/// become path-absolute references (`/v1/payments/7`), which resolve
+/// against the gateway's own URL. Other absolute URLs (an external IdP) are
+/// left alone.
+fn hide_upstream_urls(headers: &mut HeaderMap, upstream: &crate::upstream::Upstream) {
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(value) = headers.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let Ok(uri) = value.parse::<http::Uri>() else {
+            continue;
+        };
+        let internal = uri
+            .authority()
+            .is_some_and(|a| upstream.is_target_authority(a.as_str()));
+        if !internal {
+            continue;
+        }
+        let relative = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        match HeaderValue::from_str(relative) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            Err(_) => {
+                headers.remove(name);
+            }
+        }
+    }
+}
+
 /// The validated response policy.
 #[derive(Debug)]
 pub struct Responder {
@@ -203,6 +235,7 @@ impl Responder {
         &self,
         resp: Response<crate::upstream::pool::ResponseBody>,
         route: &RoutePolicy,
+        upstream: &crate::upstream::Upstream,
         ex: &mut Exchange,
     ) -> Response<Body> {
         let (mut parts, body) = resp.into_parts();
@@ -222,6 +255,7 @@ impl Responder {
             return scrubbed;
         }
         strip_hop_by_hop_and(&mut parts.headers, |n| self.strip.contains(n));
+        hide_upstream_urls(&mut parts.headers, upstream);
         self.decorate(&mut parts.headers, ex);
         Response::from_parts(parts, Either::Left(body))
     }

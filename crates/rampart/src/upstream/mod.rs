@@ -350,6 +350,14 @@ impl Upstream {
         u64::try_from(self.clock.monotonic().as_millis()).unwrap_or(u64::MAX / 2) + 1
     }
 
+    /// Whether `authority` is one of this upstream's targets (compared
+    /// case-insensitively).
+    pub fn is_target_authority(&self, authority: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.authority.as_str().eq_ignore_ascii_case(authority))
+    }
+
     /// Whether target `idx` is currently skipped (for tests and the admin).
     pub fn is_down(&self, idx: usize) -> bool {
         let now = self.now_ms();

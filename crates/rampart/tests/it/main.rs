@@ -58,6 +58,13 @@ authn = "none"
 upstream_errors = "pass"
 
 [[routes]]
+id = "redirect"
+path = "/redirect/{to}"
+methods = ["GET"]
+upstream = "backend"
+authn = "none"
+
+[[routes]]
 id = "slow"
 path = "/slow/{chunks}/{ms}"
 methods = ["GET"]

@@ -116,3 +116,15 @@ async fn configured_headers_are_stripped_and_added() {
     assert!(r.header("content-type").is_none());
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
 }
+
+#[tokio::test]
+async fn redirects_to_the_upstream_itself_do_not_reveal_it() {
+    let h = Harness::start(ROUTES).await;
+    let r = h.client().get("/redirect/next").await;
+    assert_eq!(r.status, 302);
+    // The backend said http://127.0.0.1:<its port>/next?x=1.
+    assert_eq!(r.header("location"), Some("/next?x=1"));
+    // An absolute URL elsewhere is left alone.
+    assert_eq!(r.header("content-location"), Some("https://idp.example/login"));
+    assert!(!format!("{:?}", r.headers).contains(&h.upstream.addr.port().to_string()));
+}

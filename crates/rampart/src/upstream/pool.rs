@@ -128,10 +128,15 @@ impl TargetPool {
         generation
     }
 
-    /// Forgets the shared HTTP/2 connection if it is still `generation`.
-    fn clear_h2(&self, generation: u64) {
+    /// Forgets the shared HTTP/2 connection if it is still `generation`
+    /// (and, unless `always`, only if it has closed: one failed stream does
+    /// not condemn the connection).
+    fn clear_h2(&self, generation: u64, always: bool) {
         if let Ok(mut slot) = self.h2.lock() {
-            if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+            if slot
+                .as_ref()
+                .is_some_and(|(g, s)| *g == generation && (always || s.is_closed()))
+            {
                 *slot = None;
             }
         }
@@ -262,14 +267,15 @@ impl Connector {
         if let Some((generation, h2)) = pool.shared_h2() {
             match self.send_h2(h2, req).await {
                 Ok(resp) => return Ok(resp),
-                Err(retry) => {
-                    pool.clear_h2(generation);
-                    match retry {
-                        // Refused before it was sent (GOAWAY, closed): send
-                        // it on a fresh connection below.
-                        Retry::Unsent(r) => req = *r,
-                        Retry::Failed(e) => return Err(e),
-                    }
+                // Refused before it was sent (GOAWAY, closed): send it on a
+                // fresh connection below.
+                Err(Retry::Unsent(r)) => {
+                    pool.clear_h2(generation, true);
+                    req = *r;
+                }
+                Err(Retry::Failed(e)) => {
+                    pool.clear_h2(generation, false);
+                    return Err(e);
                 }
             }
         } else if let Some(sender) = pool.checkout_h1() {
@@ -285,11 +291,14 @@ impl Connector {
         match self.connect(scheme, authority).await? {
             Conn::H2(h2) => {
                 let generation = pool.set_h2(h2.clone());
-                self.send_h2(h2, req).await.map_err(|retry| {
-                    pool.clear_h2(generation);
-                    match retry {
-                        Retry::Unsent(_) => unsent(),
-                        Retry::Failed(e) => e,
+                self.send_h2(h2, req).await.map_err(|retry| match retry {
+                    Retry::Unsent(_) => {
+                        pool.clear_h2(generation, true);
+                        unsent()
+                    }
+                    Retry::Failed(e) => {
+                        pool.clear_h2(generation, false);
+                        e
                     }
                 })
             }

@@ -29,6 +29,12 @@ async fn upstream_tls_is_verified_against_the_configured_ca() {
     assert_eq!(h.upstream.count(), 1);
     // ALPN chose HTTP/2 toward the upstream.
     assert_eq!(h.upstream.requests()[0].version, http::Version::HTTP_2);
+    // Later requests, even concurrent ones, share that one connection.
+    let c = h.client_h2();
+    let all = futures_join(&c).await;
+    assert!(all.iter().all(|s| *s == 200), "{all:?}");
+    assert_eq!(h.upstream.count(), 9);
+    assert_eq!(h.upstream.connections(), 1);
 }
 
 #[tokio::test]
@@ -97,4 +103,19 @@ async fn http2_with_prior_knowledge_to_a_plain_upstream() {
     let h = Harness::start_with(upstream, &policy(&url, "")).await;
     assert_eq!(h.client_h2().get("/v1/accounts").await.status, 200);
     assert_eq!(h.upstream.requests()[0].version, http::Version::HTTP_11);
+}
+
+async fn futures_join(c: &rampart_testkit::Client) -> Vec<u16> {
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.get("/v1/accounts").await.status.as_u16()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }

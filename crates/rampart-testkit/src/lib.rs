@@ -335,7 +335,23 @@ impl Client {
         Self::build(ca_pem, addr, alpn, Some((cert_pem, key_pem)))
     }
 
+    /// A client whose connections come from `local` (e.g. 127.0.0.2: any
+    /// 127/8 address works on Linux loopback), to test address rules.
+    pub fn from_address(ca_pem: &str, addr: SocketAddr, local: std::net::IpAddr) -> Self {
+        Self::build_from(ca_pem, addr, Alpn::Http1, None, Some(local))
+    }
+
     fn build(ca_pem: &str, addr: SocketAddr, alpn: Alpn, identity: Option<(&str, &str)>) -> Self {
+        Self::build_from(ca_pem, addr, alpn, identity, None)
+    }
+
+    fn build_from(
+        ca_pem: &str,
+        addr: SocketAddr,
+        alpn: Alpn,
+        identity: Option<(&str, &str)>,
+        local: Option<std::net::IpAddr>,
+    ) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
@@ -357,12 +373,15 @@ impl Client {
                 tls.with_client_auth_cert(certs, key).unwrap()
             }
         };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_local_address(local);
         let b = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only();
         let connector = match alpn {
-            Alpn::Http1 => b.enable_http1().build(),
-            Alpn::Http2 => b.enable_http2().build(),
+            Alpn::Http1 => b.enable_http1().wrap_connector(http),
+            Alpn::Http2 => b.enable_http2().wrap_connector(http),
         };
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
         builder.http2_only(alpn == Alpn::Http2);

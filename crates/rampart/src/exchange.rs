@@ -99,6 +99,11 @@ pub struct Exchange {
     pub started: Duration,
     /// The normalised path, once the router has computed it.
     pub path: Option<String>,
+    /// The client's address: the peer's, or the one a trusted proxy
+    /// reported (see `ip_filter`).
+    pub client_ip: std::net::IpAddr,
+    /// Whether the peer is a trusted proxy (its forwarding headers count).
+    pub via_trusted_proxy: bool,
     /// The host the request is for (authority or `Host`, checked to agree),
     /// once the router has computed it.
     pub host: Option<String>,
@@ -130,6 +135,7 @@ impl Exchange {
                 HeaderValue::from_str(&spare.to_string())
                     .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
             });
+        let peer_ip = conn.peer.ip();
         Self {
             request_id,
             request_id_value,
@@ -139,6 +145,8 @@ impl Exchange {
             version: req.version(),
             started: now,
             path: None,
+            client_ip: peer_ip,
+            via_trusted_proxy: false,
             host: None,
             route_id: None,
             params: Vec::new(),

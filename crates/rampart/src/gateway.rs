@@ -33,6 +33,8 @@ pub struct Gateway {
     pub listeners: Vec<ListenerPolicy>,
     /// Admin listener.
     pub admin: AdminPolicy,
+    /// Gateway-wide IP policy.
+    pub ip_filter: crate::ip_filter::IpFilter,
     /// Logging settings (applied at start).
     pub logging: LoggingConfig,
     /// The clock.
@@ -82,13 +84,15 @@ impl Gateway {
             ));
         }
         let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
+        let ip_filter =
+            crate::ip_filter::IpFilter::from_config(&cfg.ip_filter).map_err(|p| problems.extend(p));
         if let Err(why) = crate::telemetry::check_level(&cfg.logging.level) {
             problems.push(ConfigProblem::error("logging.level", why));
         }
 
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
-        match (listeners, admin, router, respond) {
-            (Ok(listeners), Ok(admin), Ok(router), Ok(respond))
+        match (listeners, admin, router, respond, ip_filter) {
+            (Ok(listeners), Ok(admin), Ok(router), Ok(respond), Ok(ip_filter))
                 if !has_errors && upstreams.len() == cfg.upstreams.len() =>
             {
                 Ok(Self {
@@ -98,6 +102,7 @@ impl Gateway {
                     respond,
                     listeners,
                     admin,
+                    ip_filter,
                     logging: cfg.logging.clone(),
                     clock,
                     metrics,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod exchange;
 pub mod gateway;
+pub mod ip_filter;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;

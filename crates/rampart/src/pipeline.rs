@@ -4,6 +4,7 @@
 //! ```text
 //! listener (accept, TLS, limits)          listener/
 //!   → route      404 / 405 / 400 / 414 / 431   route/
+//!   → ip_filter  403 by client address         ip_filter/ (pre-TLS deny in listener/)
 //!   → authn      (routes say authn = "none" until the authn capability lands)
 //!   → upstream   502 / 504                     upstream/
 //!   → respond    strip leaky headers, scrub upstream 5xx, security headers
@@ -32,7 +33,10 @@ use crate::Body;
 /// Handles one request from start to finish. Never fails: every failure is
 /// a response.
 pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
-    let ex = Exchange::start(conn, &req, gw.clock.monotonic());
+    let mut ex = Exchange::start(conn, &req, gw.clock.monotonic());
+    let peer = ex.conn.peer.ip();
+    ex.via_trusted_proxy = gw.ip_filter.is_trusted(peer);
+    ex.client_ip = gw.ip_filter.client_ip(peer, req.headers());
     // Observed exactly once, when this guard drops: after the response, or
     // when the client goes away mid-request (hyper then drops this future).
     let mut obs = Observation {
@@ -64,6 +68,7 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
 
 async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<Response<Body>, Reject> {
     let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
+    route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
     match route.authn {
         AuthnPolicy::None => {} // explicit in the policy; linted by `rampart check`
     }
@@ -120,6 +125,7 @@ fn observe(gw: &Gateway, ex: &Exchange, status: u16) {
             outcome: ex.outcome,
             latency,
             peer: ex.conn.peer,
+            client: ex.client_ip,
             version: ex.version_label(),
         });
     }

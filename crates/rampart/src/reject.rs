@@ -34,6 +34,9 @@ pub enum Reject {
     /// and backends disagree on it (a classic desync).
     #[error("body on a method that takes none")]
     BodyNotAllowed,
+    /// The client's address is not allowed on this route.
+    #[error("address refused: {0}")]
+    IpDenied(#[source] crate::ip_filter::IpFilterError),
     /// No route declares this path (for this host).
     #[error("no route for this path")]
     NoRoute,
@@ -77,6 +80,11 @@ impl Reject {
                 S::BAD_REQUEST,
                 "body-not-allowed",
                 "This method does not take a request body",
+            ),
+            Reject::IpDenied(_) => (
+                S::FORBIDDEN,
+                "ip-denied",
+                "Access from this network is not allowed",
             ),
             Reject::NoRoute => (S::NOT_FOUND, "not-found", "No such endpoint"),
             Reject::MethodNotAllowed { .. } => (

@@ -123,8 +123,10 @@ pub struct AccessLog<'a> {
     pub outcome: &'a str,
     /// Time from request start to response headers.
     pub latency: Duration,
-    /// Client address.
+    /// Address of the connection's peer.
     pub peer: std::net::SocketAddr,
+    /// The client's address (the peer's, or one a trusted proxy reported).
+    pub client: std::net::IpAddr,
     /// Negotiated HTTP version.
     pub version: &'a str,
 }
@@ -142,6 +144,7 @@ pub fn access(line: &AccessLog<'_>) {
         outcome = line.outcome,
         latency_ms = line.latency.as_secs_f64() * 1000.0,
         peer = %line.peer,
+        client = %line.client,
         version = line.version,
         "request"
     );

@@ -42,6 +42,14 @@ pub fn lint(cfg: &GatewayConfig) -> Vec<ConfigProblem> {
             ));
         }
     }
+    for (i, t) in cfg.ip_filter.trusted_proxies.iter().enumerate() {
+        if t.ends_with("/0") {
+            w.push(ConfigProblem::warning(
+                format!("ip_filter.trusted_proxies[{i}]"),
+                "trusts every peer: any client can choose its address with X-Forwarded-For",
+            ));
+        }
+    }
     if !cfg.admin.bind.ip().is_loopback() {
         w.push(ConfigProblem::warning(
             "admin.bind",

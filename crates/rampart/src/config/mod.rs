@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     pub logging: LoggingConfig,
     /// `[dangerous]`: switches that weaken security, flagged by `rampart check`.
     pub dangerous: DangerousConfig,
+    /// `[ip_filter]`: pre-TLS deny list and trusted proxies.
+    pub ip_filter: crate::ip_filter::config::IpFilterConfig,
 }
 
 /// `[dangerous]`: each switch weakens a default and is reported by

@@ -173,6 +173,7 @@ const SECTIONS: &[&str] = &[
     "response",
     "logging",
     "dangerous",
+    "ip_filter",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -212,6 +213,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         response: cx.table("response"),
         logging: cx.table("logging"),
         dangerous: cx.table("dangerous"),
+        ip_filter: cx.table("ip_filter"),
     };
     if problems.is_empty() {
         Ok(config)

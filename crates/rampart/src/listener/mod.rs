@@ -301,6 +301,12 @@ pub async fn serve(
             continue;
         };
         let metrics = gw.metrics.clone();
+        if gw.ip_filter.denies_connection(peer.ip()) {
+            // Before any TLS work: the cheapest possible refusal.
+            metrics.connections_denied.get_or_create(&labels).inc();
+            drop(stream);
+            continue;
+        }
         if counter.open() >= policy.limits.max_connections {
             metrics.connections_refused.get_or_create(&labels).inc();
             drop(stream);

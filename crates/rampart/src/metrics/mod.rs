@@ -77,6 +77,8 @@ pub struct Metrics {
     pub connections: Family<ListenerLabels, Counter>,
     /// Connections closed at once because the listener was full.
     pub connections_refused: Family<ListenerLabels, Counter>,
+    /// Connections dropped before TLS by `[ip_filter] deny`.
+    pub connections_denied: Family<ListenerLabels, Counter>,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: Family<ListenerLabels, Counter>,
     /// Policy reloads by result.
@@ -109,6 +111,7 @@ impl Metrics {
         let connections = Family::<ListenerLabels, Counter>::default();
         let connections_refused = Family::<ListenerLabels, Counter>::default();
         let tls_handshake_failures = Family::<ListenerLabels, Counter>::default();
+        let connections_denied = Family::<ListenerLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let policy_generation = Gauge::<u64, AtomicU64>::default();
         registry.register(
@@ -146,6 +149,11 @@ impl Metrics {
             "TLS handshakes that failed or timed out, by listener",
             tls_handshake_failures.clone(),
         );
+        registry.register(
+            "connections_denied",
+            "Connections closed before TLS because the peer is in [ip_filter] deny",
+            connections_denied.clone(),
+        );
         registry.register("reloads", "Policy reloads, by result", reloads.clone());
         registry.register(
             "policy_generation",
@@ -161,6 +169,7 @@ impl Metrics {
             connections,
             connections_refused,
             tls_handshake_failures,
+            connections_denied,
             reloads,
             policy_generation,
         })

@@ -25,6 +25,9 @@ pub struct RouteConfig {
     /// body by a generic problem; `pass` forwards it.
     #[serde(default)]
     pub upstream_errors: UpstreamErrors,
+    /// Who may use the route, by client address.
+    #[serde(default)]
+    pub ip_filter: crate::ip_filter::config::RouteIpFilterConfig,
     /// Overrides the upstream's `request_timeout` for this route.
     #[serde(default, deserialize_with = "crate::config::duration::deserialize_opt")]
     pub timeout: Option<Duration>,

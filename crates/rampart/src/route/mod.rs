@@ -46,6 +46,8 @@ pub struct RoutePolicy {
     pub upstream_errors: UpstreamErrors,
     /// Time allowed for the upstream's response headers, if overridden.
     pub timeout: Option<Duration>,
+    /// Client address lists.
+    pub ip: crate::ip_filter::RouteIpPolicy,
 }
 
 /// The compiled routing table and the routes it points to.
@@ -91,6 +93,9 @@ impl Router {
             if r.timeout.is_some_and(|t| t.is_zero()) {
                 problems.push(ConfigProblem::error(at("timeout"), "must be more than 0"));
             }
+            let ip = crate::ip_filter::RouteIpPolicy::from_config(i, &r.ip_filter)
+                .map_err(|p| problems.extend(p))
+                .ok();
             let upstream = upstream_index(&r.upstream);
             if upstream.is_none() {
                 problems.push(ConfigProblem::error(
@@ -130,13 +135,14 @@ impl Router {
                 path: r.path.clone(),
                 methods,
             });
-            if let (Some(upstream), Some(authn)) = (upstream, authn) {
+            if let (Some(upstream), Some(authn), Some(ip)) = (upstream, authn, ip) {
                 policies.push(RoutePolicy {
                     id: Arc::from(r.id.as_str()),
                     upstream,
                     authn,
                     upstream_errors: r.upstream_errors,
                     timeout: r.timeout,
+                    ip,
                 });
             }
         }

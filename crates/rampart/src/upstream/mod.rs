@@ -514,13 +514,22 @@ const DENY_REQUEST_HEADERS: &[&str] = &[
 
 /// Request headers toward the upstream: hop-by-hop and instruction-like
 /// headers removed; forwarding headers set from what the gateway itself
-/// observed (trusted proxies arrive with the ip_filter capability).
+/// observed. Only when the peer is a trusted proxy is the incoming
+/// `X-Forwarded-For` chain kept (with the peer appended), and `Forwarded`
+/// then names the client the chain reports.
 fn prepare_headers(
     h: &mut http::HeaderMap,
     ex: &Exchange,
     request_id_header: &HeaderName,
     preserve_host: bool,
 ) {
+    let chain = ex.via_trusted_proxy.then(|| {
+        h.get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     // One pass over what the client sent: hop-by-hop, instruction-like and
     // Host go. The router checked that Host and the request target agree;
     // the upstream gets that one host, or the target's own.
@@ -546,15 +555,33 @@ fn prepare_headers(
         }
     }
     let conn = &ex.conn;
-    h.insert(X_FORWARDED_FOR, conn.forwarded_for.clone());
     let proto = if conn.tls.is_some() { "https" } else { "http" };
+    let trusted_forwarded;
+    let base: &str = match chain.filter(|c| !c.is_empty()) {
+        Some(chain) => {
+            let xff = format!("{chain}, {}", conn.peer.ip());
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                h.insert(X_FORWARDED_FOR, v);
+            }
+            let node = match ex.client_ip {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            };
+            trusted_forwarded = format!("for={node};proto={proto}");
+            &trusted_forwarded
+        }
+        None => {
+            h.insert(X_FORWARDED_FOR, conn.forwarded_for.clone());
+            &conn.forwarded
+        }
+    };
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     let forwarded = match (ex.host.as_deref(), host) {
         (Some(name), Some(v)) => {
             h.insert(X_FORWARDED_HOST, v);
-            HeaderValue::from_str(&format!("{};host=\"{name}\"", conn.forwarded))
+            HeaderValue::from_str(&format!("{base};host=\"{name}\""))
         }
-        _ => HeaderValue::from_str(&conn.forwarded),
+        _ => HeaderValue::from_str(base),
     };
     if let Ok(v) = forwarded {
         h.insert(header::FORWARDED, v);

@@ -1,0 +1,102 @@
+//! Threat: traffic from networks the bank refuses, internal routes reached
+//! from outside, and clients forging `X-Forwarded-For` to look internal.
+//! Method: real connections from different loopback source addresses
+//! (127.0.0.1 and 127.0.0.2), through real TLS; refusals must not reach
+//! the recording upstream, and a valid call from the allowed address shows
+//! each refusal is not vacuous.
+
+use std::net::IpAddr;
+
+use http::Method;
+use rampart_testkit::{base_policy, Client, Harness, RecordingUpstream};
+
+use crate::ROUTES;
+
+fn from(h: &Harness, ip: &str) -> Client {
+    Client::from_address(&h.pki.ca_cert_pem, h.addr(), ip.parse::<IpAddr>().unwrap())
+}
+
+#[tokio::test]
+async fn a_denied_network_is_dropped_before_tls() {
+    let h = Harness::start(&format!("{ROUTES}\n[ip_filter]\ndeny = [\"127.0.0.2/32\"]\n")).await;
+    let r = from(&h, "127.0.0.2")
+        .try_send(Method::GET, "/v1/accounts", &[], "")
+        .await;
+    assert!(r.is_err(), "a denied peer was served: {:?}", r.map(|r| r.status));
+    assert_eq!(from(&h, "127.0.0.1").get("/v1/accounts").await.status, 200);
+    assert_eq!(h.upstream.count(), 1);
+    let m = rampart_testkit::admin_request(Method::GET, &h.admin_url("/metrics"), None)
+        .await
+        .text();
+    assert!(
+        m.contains(r#"rampart_connections_denied_total{listener="public"} 1"#),
+        "{m}"
+    );
+    // Refused before the handshake: no TLS failure was counted.
+    assert!(!m.contains("rampart_tls_handshake_failures_total{"), "{m}");
+}
+
+#[tokio::test]
+async fn route_allow_and_deny_lists_judge_the_client_address() {
+    let routes = ROUTES.replacen(
+        "id = \"accounts-list\"\npath = \"/v1/accounts\"\nmethods = [\"GET\"]\nupstream = \"backend\"\nauthn = \"none\"\n",
+        "id = \"accounts-list\"\npath = \"/v1/accounts\"\nmethods = [\"GET\"]\nupstream = \"backend\"\nauthn = \"none\"\nip_filter = { allow = [\"127.0.0.1/32\"] }\n",
+        1,
+    );
+    assert_ne!(routes, ROUTES);
+    let h = Harness::start(&routes).await;
+    let r = from(&h, "127.0.0.2").get("/v1/accounts").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/ip-denied");
+    assert!(!r.text().contains("127.0.0.2"), "address echoed: {}", r.text());
+    assert_eq!(h.upstream.count(), 0);
+    // Other routes are open to both; the allowed address passes here too.
+    assert_eq!(from(&h, "127.0.0.2").get("/v1/accounts/acc-1").await.status, 200);
+    assert_eq!(from(&h, "127.0.0.1").get("/v1/accounts").await.status, 200);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let upstream = RecordingUpstream::start().await;
+    let routes = ROUTES.replacen(
+        "authn = \"none\"\n",
+        "authn = \"none\"\nip_filter = { deny = [\"203.0.113.0/24\"] }\n",
+        1,
+    );
+    let policy = format!(
+        "{}\n{routes}\n[ip_filter]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        base_policy(&upstream.url())
+    );
+    let h = Harness::start_with(upstream, &policy).await;
+    let spoof = [("x-forwarded-for", "203.0.113.7")];
+    // From the trusted proxy (127.0.0.1) the header is believed: the client
+    // is in the route's deny list.
+    let r = from(&h, "127.0.0.1")
+        .send(Method::GET, "/v1/accounts", &spoof, "")
+        .await;
+    assert_eq!(r.status, 403);
+    // From anyone else it is a claim and is ignored.
+    let r = from(&h, "127.0.0.2")
+        .send(Method::GET, "/v1/accounts", &spoof, "")
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = &h.upstream.requests()[0];
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.2");
+    // Through the trusted proxy with an allowed client, the chain is kept
+    // and extended with the proxy, and Forwarded names the client.
+    let r = from(&h, "127.0.0.1")
+        .send(
+            Method::GET,
+            "/v1/accounts",
+            &[("x-forwarded-for", "198.51.100.4")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = &h.upstream.requests()[1];
+    assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.4, 127.0.0.1");
+    assert!(seen.headers["forwarded"]
+        .to_str()
+        .unwrap()
+        .starts_with("for=198.51.100.4;proto=https"));
+}

@@ -18,6 +18,7 @@ pub mod ip_filter;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod reject;
 pub mod respond;
 pub mod route;

@@ -1,0 +1,287 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use super::algorithm::fixed_window::FixedWindow;
+use super::algorithm::gcra::Gcra;
+use super::algorithm::sliding_window_counter::SlidingWindowCounter;
+use super::algorithm::sliding_window_log::SlidingWindowLog;
+use super::algorithm::token_bucket::TokenBucket;
+use super::algorithm::{Algorithm, Decision, Rate};
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn rate(limit: u32, per: Duration, burst: u32) -> Rate {
+    Rate { limit, per, burst }
+}
+
+/// Runs arrivals at the given times; returns the admitted times.
+fn run<A: Algorithm>(a: &A, r: &Rate, times: &[Duration]) -> Vec<Duration> {
+    let mut s = A::State::default();
+    times
+        .iter()
+        .copied()
+        .filter(|&t| a.decide(r, &mut s, t).allowed())
+        .collect()
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Random, bursty arrival times (sorted) over ~10 periods of `per`.
+fn arrivals(seed: u64, per: Duration) -> Vec<Duration> {
+    let mut rng = Rng(seed);
+    let mut t = Duration::ZERO;
+    let mut out = Vec::new();
+    let step_max = per.as_nanos() as u64 / 8 + 1;
+    while t < per * 10 {
+        // Mostly tight bursts, sometimes quiet gaps.
+        let gap = if rng.next() % 10 == 0 {
+            rng.next() % (step_max * 8)
+        } else {
+            rng.next() % (step_max / 16 + 1)
+        };
+        t += Duration::from_nanos(gap);
+        out.push(t);
+    }
+    out
+}
+
+/// The largest number of admissions in any half-open window `(t − w, t]`.
+fn max_in_window(admitted: &[Duration], w: Duration) -> usize {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..admitted.len() {
+        while admitted[hi].saturating_sub(admitted[lo]) >= w {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
+
+#[test]
+fn token_bucket_allows_a_burst_then_the_rate() {
+    let r = rate(10, ms(1000), 5);
+    let mut s = Default::default();
+    for i in 0..5 {
+        let d = TokenBucket.decide(&r, &mut s, ms(0));
+        assert_eq!(
+            d,
+            Decision::Allow {
+                remaining: 4 - i,
+                reset: ms(100) * (i + 1)
+            }
+        );
+    }
+    let Decision::Deny { retry_after, .. } = TokenBucket.decide(&r, &mut s, ms(0)) else {
+        panic!()
+    };
+    assert_eq!(retry_after, ms(100));
+    assert!(!TokenBucket.decide(&r, &mut s, ms(99)).allowed());
+    assert!(TokenBucket.decide(&r, &mut s, ms(100)).allowed());
+    // After a long quiet period the bucket is full again, never fuller.
+    let admitted = (0..10)
+        .filter(|_| TokenBucket.decide(&r, &mut s, ms(60_000)).allowed())
+        .count();
+    assert_eq!(admitted, 5);
+}
+
+#[test]
+fn fixed_window_counts_per_aligned_window() {
+    let r = rate(3, ms(1000), 0);
+    let admitted = run(
+        &FixedWindow,
+        &r,
+        &[
+            ms(0),
+            ms(1),
+            ms(2),
+            ms(3),
+            ms(999),
+            ms(1000),
+            ms(1001),
+            ms(1002),
+            ms(1003),
+        ],
+    );
+    assert_eq!(admitted, [ms(0), ms(1), ms(2), ms(1000), ms(1001), ms(1002)]);
+    let mut s = Default::default();
+    for t in [0, 1, 2] {
+        FixedWindow.decide(&r, &mut s, ms(t));
+    }
+    assert_eq!(
+        FixedWindow.decide(&r, &mut s, ms(400)),
+        Decision::Deny {
+            retry_after: ms(600),
+            reset: ms(600)
+        }
+    );
+}
+
+#[test]
+fn sliding_window_log_is_exact() {
+    let r = rate(3, ms(1000), 0);
+    // The boundary burst a fixed window admits is refused here.
+    let admitted = run(
+        &SlidingWindowLog,
+        &r,
+        &[ms(900), ms(950), ms(990), ms(1000), ms(1100), ms(1899), ms(1900)],
+    );
+    assert_eq!(admitted, [ms(900), ms(950), ms(990), ms(1900)]);
+    let mut s = Default::default();
+    for t in [0, 10, 20] {
+        SlidingWindowLog.decide(&r, &mut s, ms(t));
+    }
+    let Decision::Deny { retry_after, .. } = SlidingWindowLog.decide(&r, &mut s, ms(500)) else {
+        panic!()
+    };
+    assert_eq!(retry_after, ms(500));
+    assert!(SlidingWindowLog.decide(&r, &mut s, ms(1000)).allowed());
+}
+
+#[test]
+fn sliding_window_counter_weights_the_previous_window() {
+    let r = rate(10, ms(1000), 0);
+    let mut s = Default::default();
+    // 10 in the first window.
+    for i in 0..10 {
+        assert!(SlidingWindowCounter.decide(&r, &mut s, ms(100 + i)).allowed());
+    }
+    // At 1.5 s the previous window still weighs 5: five more fit.
+    let admitted = (0..10)
+        .filter(|_| SlidingWindowCounter.decide(&r, &mut s, ms(1500)).allowed())
+        .count();
+    assert_eq!(admitted, 5);
+    // A long gap forgets everything.
+    let admitted = (0..12)
+        .filter(|_| SlidingWindowCounter.decide(&r, &mut s, ms(10_000)).allowed())
+        .count();
+    assert_eq!(admitted, 10);
+}
+
+#[test]
+fn gcra_spaces_requests_with_a_tolerance() {
+    let r = rate(10, ms(1000), 3);
+    let mut s = Default::default();
+    for _ in 0..3 {
+        assert!(Gcra.decide(&r, &mut s, ms(0)).allowed());
+    }
+    let Decision::Deny { retry_after, .. } = Gcra.decide(&r, &mut s, ms(0)) else {
+        panic!()
+    };
+    assert_eq!(retry_after, ms(100));
+    assert!(!Gcra.decide(&r, &mut s, ms(99)).allowed());
+    assert!(Gcra.decide(&r, &mut s, ms(100)).allowed());
+}
+
+/// After any refusal, a request at `now + retry_after` is admitted (for the
+/// algorithms whose `retry_after` is exact).
+#[test]
+fn retry_after_is_honest() {
+    fn check<A: Algorithm>(a: &A, r: &Rate, seed: u64) {
+        let mut s = A::State::default();
+        for &t in &arrivals(seed, r.per) {
+            if let Decision::Deny { retry_after, .. } = a.decide(r, &mut s, t) {
+                let ok = a.decide(r, &mut s, t + retry_after).allowed();
+                assert!(
+                    ok,
+                    "{} refused again at +{retry_after:?}",
+                    std::any::type_name::<A>()
+                );
+                return;
+            }
+        }
+        panic!(
+            "{}: the traffic never hit the limit (seed {seed})",
+            std::any::type_name::<A>()
+        );
+    }
+    let r = rate(7, ms(700), 4);
+    for seed in 1..20 {
+        check(&TokenBucket, &r, seed);
+        check(&Gcra, &r, seed);
+        check(&SlidingWindowLog, &r, seed);
+        check(&FixedWindow, &r, seed);
+    }
+}
+
+/// Each algorithm's promise over random bursty traffic.
+#[test]
+fn promises_hold_for_random_traffic() {
+    for seed in 1..60 {
+        let per = ms(1000);
+        let r = rate(5 + (seed % 7) as u32, per, 1 + (seed % 4) as u32);
+        let times = arrivals(seed, per);
+        // The traffic must press on the limit, or the checks prove nothing.
+        let admitted = run(&SlidingWindowLog, &r, &times).len();
+        assert!(
+            admitted * 10 < times.len() * 9,
+            "seed {seed}: too little traffic ({admitted} of {})",
+            times.len()
+        );
+
+        // Sliding log: never more than `limit` in any window of `per`.
+        let a = run(&SlidingWindowLog, &r, &times);
+        assert!(max_in_window(&a, per) <= r.limit as usize, "log, seed {seed}");
+
+        // Fixed window: at most `limit` per aligned window; 2× across one.
+        let a = run(&FixedWindow, &r, &times);
+        for w in 0..12u32 {
+            let n = a.iter().filter(|t| (t.as_millis() / 1000) as u32 == w).count();
+            assert!(n <= r.limit as usize, "fixed, seed {seed}");
+        }
+        assert!(max_in_window(&a, per) <= 2 * r.limit as usize);
+
+        // Sliding counter: never more than 2 × limit in any window.
+        let a = run(&SlidingWindowCounter, &r, &times);
+        assert!(
+            max_in_window(&a, per) <= 2 * r.limit as usize,
+            "counter, seed {seed}"
+        );
+
+        // Token bucket and GCRA: in any interval [t_i, t_j], at most
+        // capacity + (t_j − t_i) × limit / per.
+        for (name, a) in [
+            ("token bucket", run(&TokenBucket, &r, &times)),
+            ("gcra", run(&Gcra, &r, &times)),
+        ] {
+            for i in 0..a.len() {
+                for j in i..a.len() {
+                    let span = (a[j] - a[i]).as_secs_f64();
+                    let bound = f64::from(r.capacity()) + span * f64::from(r.limit) / per.as_secs_f64();
+                    assert!(
+                        ((j - i + 1) as f64) <= bound + 1e-9,
+                        "{name}, seed {seed}: {} in {span}s",
+                        j - i + 1
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Traffic below the rate is never refused.
+#[test]
+fn steady_traffic_under_the_rate_passes() {
+    let r = rate(10, ms(1000), 0);
+    let times: Vec<_> = (0..100).map(|i| ms(i * 110)).collect();
+    for (name, n) in [
+        ("token bucket", run(&TokenBucket, &r, &times).len()),
+        ("fixed", run(&FixedWindow, &r, &times).len()),
+        ("log", run(&SlidingWindowLog, &r, &times).len()),
+        ("counter", run(&SlidingWindowCounter, &r, &times).len()),
+        ("gcra", run(&Gcra, &r, &times).len()),
+    ] {
+        assert_eq!(n, 100, "{name}");
+    }
+}

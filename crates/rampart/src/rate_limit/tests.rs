@@ -285,3 +285,91 @@ fn steady_traffic_under_the_rate_passes() {
         assert_eq!(n, 100, "{name}");
     }
 }
+
+mod memory_store {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::super::algorithm::sliding_window_log::{self, SlidingWindowLog};
+    use super::super::algorithm::token_bucket::{self, TokenBucket};
+    use super::super::algorithm::Rate;
+    use super::super::memory::MemoryStore;
+
+    #[test]
+    fn keys_are_independent() {
+        let store: MemoryStore<String, token_bucket::State> = MemoryStore::new(1000, 8);
+        let r = Rate {
+            limit: 2,
+            per: Duration::from_secs(1),
+            burst: 2,
+        };
+        let t = Duration::ZERO;
+        for key in ["alice", "bob"] {
+            assert!(store.decide(&TokenBucket, &r, &key.to_string(), t).allowed());
+            assert!(store.decide(&TokenBucket, &r, &key.to_string(), t).allowed());
+            assert!(!store.decide(&TokenBucket, &r, &key.to_string(), t).allowed());
+        }
+        assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn a_flood_of_keys_cannot_grow_the_store_past_its_bound() {
+        let store: MemoryStore<u64, token_bucket::State> = MemoryStore::new(1000, 16);
+        let r = Rate {
+            limit: 10,
+            per: Duration::from_secs(60),
+            burst: 0,
+        };
+        for k in 0..50_000u64 {
+            store.decide(&TokenBucket, &r, &k, Duration::from_millis(k));
+        }
+        assert!(store.len() <= 1008, "{}", store.len());
+        // A hot key that keeps being used survives the flood (least recently
+        // used keys go first).
+        let hot = u64::MAX;
+        let mut t = Duration::from_secs(100);
+        for i in 0..20_000u64 {
+            t += Duration::from_millis(1);
+            store.decide(&TokenBucket, &r, &(i + 1_000_000), t);
+            if i % 10 == 0 {
+                store.decide(&TokenBucket, &r, &hot, t);
+            }
+        }
+        // It spent its bucket long ago; had it been evicted and re-created,
+        // it would be admitted again.
+        assert!(!store.decide(&TokenBucket, &r, &hot, t).allowed());
+        assert!(store.len() <= 1008, "{}", store.len());
+    }
+
+    #[test]
+    fn many_threads_on_one_key_never_over_admit() {
+        let store: Arc<MemoryStore<&'static str, sliding_window_log::State>> =
+            Arc::new(MemoryStore::new(100, 4));
+        let r = Rate {
+            limit: 100,
+            per: Duration::from_secs(60),
+            burst: 0,
+        };
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, admitted) = (store.clone(), admitted.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..125 {
+                        if store
+                            .decide(&SlidingWindowLog, &r, &"payments", Duration::from_secs(1))
+                            .allowed()
+                        {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 100);
+    }
+}

@@ -111,6 +111,8 @@ pub struct Exchange {
     pub route_id: Option<Arc<str>>,
     /// Path parameters of the matched route, decoded.
     pub params: Vec<(Arc<str>, String)>,
+    /// `RateLimit-Policy` and `RateLimit` values for the response.
+    pub rate_limit: Option<(HeaderValue, HeaderValue)>,
     /// `forwarded`, or the stable code of the refusal.
     pub outcome: &'static str,
     /// The detailed internal cause of a refusal, for logs and audit only,
@@ -150,6 +152,7 @@ impl Exchange {
             host: None,
             route_id: None,
             params: Vec::new(),
+            rate_limit: None,
             outcome: "forwarded",
             cause: None,
         }

@@ -41,6 +41,8 @@ pub struct Gateway {
     pub clock: SharedClock,
     /// Process-wide metrics.
     pub metrics: Arc<Metrics>,
+    /// Process-wide rate-limit counters (they outlive reloads).
+    pub limits: Arc<crate::rate_limit::Limits>,
     /// Warnings found while building (insecure but valid choices).
     pub warnings: Vec<ConfigProblem>,
 }
@@ -54,6 +56,7 @@ impl Gateway {
         loaded: &LoadedConfig,
         clock: SharedClock,
         metrics: Arc<Metrics>,
+        limits: Arc<crate::rate_limit::Limits>,
         generation: u64,
     ) -> Result<Self, ConfigErrors> {
         let cfg = &loaded.config;
@@ -106,6 +109,7 @@ impl Gateway {
                     logging: cfg.logging.clone(),
                     clock,
                     metrics,
+                    limits,
                     warnings: loaded.problems(problems).problems,
                 })
             }

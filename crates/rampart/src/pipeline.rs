@@ -5,6 +5,7 @@
 //! listener (accept, TLS, limits)          listener/
 //!   → route      404 / 405 / 400 / 414 / 431   route/
 //!   → ip_filter  403 by client address         ip_filter/ (pre-TLS deny in listener/)
+//!   → rate_limit 429 + Retry-After              rate_limit/
 //!   → authn      (routes say authn = "none" until the authn capability lands)
 //!   → upstream   502 / 504                     upstream/
 //!   → respond    strip leaky headers, scrub upstream 5xx, security headers
@@ -69,6 +70,16 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
 async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<Response<Body>, Reject> {
     let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
     route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
+    ex.rate_limit = route
+        .limits
+        .admit(
+            &gw.limits,
+            &route.id,
+            ex.client_ip,
+            req.headers(),
+            gw.clock.monotonic(),
+        )
+        .map_err(Reject::RateLimited)?; // 429
     match route.authn {
         AuthnPolicy::None => {} // explicit in the policy; linted by `rampart check`
     }

@@ -37,6 +37,9 @@ pub enum Reject {
     /// The client's address is not allowed on this route.
     #[error("address refused: {0}")]
     IpDenied(#[source] crate::ip_filter::IpFilterError),
+    /// A rate limit of the route refused the request.
+    #[error("rate limited by `{}`", .0.limit)]
+    RateLimited(crate::rate_limit::RateLimited),
     /// No route declares this path (for this host).
     #[error("no route for this path")]
     NoRoute,
@@ -86,6 +89,7 @@ impl Reject {
                 "ip-denied",
                 "Access from this network is not allowed",
             ),
+            Reject::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Reject::NoRoute => (S::NOT_FOUND, "not-found", "No such endpoint"),
             Reject::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

@@ -48,7 +48,13 @@ impl std::fmt::Debug for Runtime {
 /// runs.
 pub fn check(path: &Path) -> Result<Gateway, ConfigErrors> {
     let loaded = LoadedConfig::from_file(path)?;
-    Gateway::build(&loaded, SystemClock::shared(), Metrics::new(), 1)
+    Gateway::build(
+        &loaded,
+        SystemClock::shared(),
+        Metrics::new(),
+        crate::rate_limit::Limits::new(),
+        1,
+    )
 }
 
 // === impl Runtime ===
@@ -131,7 +137,7 @@ fn build_next(
     old: &Gateway,
 ) -> Result<(Gateway, LoadedConfig), ConfigErrors> {
     let loaded = LoadedConfig::from_file(path)?;
-    let new = Gateway::build(&loaded, clock, metrics, old.generation + 1)?;
+    let new = Gateway::build(&loaded, clock, metrics, old.limits.clone(), old.generation + 1)?;
     let mut problems = Vec::new();
     for (i, l) in new.listeners.iter().enumerate() {
         match old.listener(&l.name) {
@@ -210,7 +216,13 @@ pub async fn start(config_path: &Path) -> Result<Server, StartError> {
 pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<Server, StartError> {
     let loaded = LoadedConfig::from_file(config_path)?;
     let metrics = Metrics::new();
-    let gw = Gateway::build(&loaded, clock.clone(), metrics.clone(), 1)?;
+    let gw = Gateway::build(
+        &loaded,
+        clock.clone(),
+        metrics.clone(),
+        crate::rate_limit::Limits::new(),
+        1,
+    )?;
     for w in &gw.warnings {
         tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
     }

@@ -90,7 +90,12 @@ impl<'t> Locator<'t> {
             DeValue::Table(t) => t.iter().find_map(|(k, v)| {
                 let p = format!("{}{}", dot(path), k.get_ref());
                 let ks = k.span();
-                if ks.start <= offset && offset < ks.end {
+                let vs = v.span();
+                // The key itself, or a scalar value written right after it.
+                let scalar = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
+                if (ks.start <= offset && offset < ks.end)
+                    || (scalar && vs.start <= offset && offset < vs.end)
+                {
                     Some(p)
                 } else {
                     Self::key_at(v, &p, offset)

@@ -116,6 +116,12 @@ pub async fn start(
                 "-X POST -H 'content-type: application/json' -d '{{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{{\"amount\":\"125.00\",\"currency\":\"EUR\"}},\"creditor\":{{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"}},\"remittance_information\":\"Invoice 2026-117\"}}' {gateway_url}/v1/payments"
             )),
         ),
+        (
+            "Payments are limited to 5 a minute per client: the sixth gets 429 with Retry-After and RateLimit headers",
+            format!(
+                "for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST -H 'content-type: application/json' -d '{{}}' {gateway_url}/v1/payments; done; echo"
+            ),
+        ),
         ("An undeclared path: 404 problem+json, no server software named", curl(&format!("-i {gateway_url}/internal/admin"))),
         ("A wrong method: 405 with Allow", curl(&format!("-i -X DELETE {gateway_url}/v1/accounts"))),
         ("Traversal is refused, not routed", curl(&format!("-i --path-as-is {gateway_url}/v1/accounts/..%2F..%2Fadmin"))),

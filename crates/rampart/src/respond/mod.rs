@@ -37,6 +37,11 @@ const LEAKY_HEADERS: &[&str] = &[
     "via",
 ];
 
+/// `RateLimit-Policy` (IETF httpapi rate-limit headers draft).
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (same draft).
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 /// `x-fapi-interaction-id` (FAPI 2.0).
 pub const X_FAPI_INTERACTION_ID: HeaderName = HeaderName::from_static("x-fapi-interaction-id");
 
@@ -220,6 +225,15 @@ impl Responder {
     pub fn reject(&self, reject: &Reject, ex: &Exchange) -> Response<Body> {
         let class = reject.class();
         let mut resp = self.problem(class.status, class.code, class.title, ex);
+        if let Reject::RateLimited(limited) = reject {
+            let h = resp.headers_mut();
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::rate_limit::retry_after_secs(limited.retry_after)),
+            );
+            h.insert(RATELIMIT_POLICY, limited.headers.0.clone());
+            h.insert(RATELIMIT, limited.headers.1.clone());
+        }
         if let Reject::MethodNotAllowed { allow } = reject {
             let list = allow.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
             if let Ok(v) = HeaderValue::from_str(&list) {
@@ -279,6 +293,10 @@ impl Responder {
 
     /// Headers every response leaves with, and those it leaves without.
     fn decorate(&self, h: &mut HeaderMap, ex: &Exchange) {
+        if let Some((policy, state)) = &ex.rate_limit {
+            h.insert(RATELIMIT_POLICY, policy.clone());
+            h.insert(RATELIMIT, state.clone());
+        }
         if let (Some(hsts), Some(_)) = (&self.hsts, &ex.conn.tls) {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }

@@ -25,6 +25,9 @@ pub struct RouteConfig {
     /// body by a generic problem; `pass` forwards it.
     #[serde(default)]
     pub upstream_errors: UpstreamErrors,
+    /// `[[routes.rate_limit]]`: limits a request must all pass.
+    #[serde(default)]
+    pub rate_limit: Vec<crate::rate_limit::config::RateLimitConfig>,
     /// Who may use the route, by client address.
     #[serde(default)]
     pub ip_filter: crate::ip_filter::config::RouteIpFilterConfig,

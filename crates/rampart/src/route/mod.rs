@@ -48,6 +48,8 @@ pub struct RoutePolicy {
     pub timeout: Option<Duration>,
     /// Client address lists.
     pub ip: crate::ip_filter::RouteIpPolicy,
+    /// Rate limits.
+    pub limits: crate::rate_limit::RouteLimits,
 }
 
 /// The compiled routing table and the routes it points to.
@@ -96,6 +98,9 @@ impl Router {
             let ip = crate::ip_filter::RouteIpPolicy::from_config(i, &r.ip_filter)
                 .map_err(|p| problems.extend(p))
                 .ok();
+            let limits = crate::rate_limit::RouteLimits::from_config(i, &r.rate_limit)
+                .map_err(|p| problems.extend(p))
+                .ok();
             let upstream = upstream_index(&r.upstream);
             if upstream.is_none() {
                 problems.push(ConfigProblem::error(
@@ -135,7 +140,7 @@ impl Router {
                 path: r.path.clone(),
                 methods,
             });
-            if let (Some(upstream), Some(authn), Some(ip)) = (upstream, authn, ip) {
+            if let (Some(upstream), Some(authn), Some(ip), Some(limits)) = (upstream, authn, ip, limits) {
                 policies.push(RoutePolicy {
                     id: Arc::from(r.id.as_str()),
                     upstream,
@@ -143,6 +148,7 @@ impl Router {
                     upstream_errors: r.upstream_errors,
                     timeout: r.timeout,
                     ip,
+                    limits,
                 });
             }
         }

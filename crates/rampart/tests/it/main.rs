@@ -10,6 +10,7 @@ mod demo;
 mod listener;
 mod logs;
 mod proxy;
+mod rate_limit;
 mod reload;
 mod respond;
 mod routing;

@@ -1,0 +1,88 @@
+//! Rate limits end to end: 429 with Retry-After and the IETF RateLimit
+//! headers, counters per key, counters that survive a reload.
+
+use http::Method;
+use rampart_testkit::{admin_request, Client, Harness, ADMIN_TOKEN};
+
+use crate::ROUTES;
+
+/// ROUTES with a limit on `accounts-list`.
+fn limited(limit: &str) -> String {
+    ROUTES.replacen(
+        "id = \"accounts-list\"\npath = \"/v1/accounts\"\nmethods = [\"GET\"]\nupstream = \"backend\"\nauthn = \"none\"\n",
+        &format!(
+            "id = \"accounts-list\"\npath = \"/v1/accounts\"\nmethods = [\"GET\"]\nupstream = \"backend\"\nauthn = \"none\"\n\n[[routes.rate_limit]]\n{limit}\n"
+        ),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn a_client_over_its_limit_gets_429_with_retry_after_and_ratelimit_headers() {
+    let h = Harness::start(&limited("limit = 3\nper = \"1m\"")).await;
+    let c = h.client();
+    for left in [2, 1, 0] {
+        let r = c.get("/v1/accounts").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("ratelimit-policy"), Some("\"default\";q=3;w=60"));
+        let state = r.header("ratelimit").unwrap();
+        assert!(state.starts_with(&format!("\"default\";r={left};t=")), "{state}");
+    }
+    let r = c.get("/v1/accounts").await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/rate-limited");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert_eq!(r.header("ratelimit-policy"), Some("\"default\";q=3;w=60"));
+    assert!(r.header("ratelimit").unwrap().starts_with("\"default\";r=0;t="));
+    assert_eq!(h.upstream.count(), 3, "the refused request reached the upstream");
+    // Another client address has its own counter; unlimited routes are free.
+    let other = Client::from_address(&h.pki.ca_cert_pem, h.addr(), "127.0.0.2".parse().unwrap());
+    assert_eq!(other.get("/v1/accounts").await.status, 200);
+    let r = c.get("/v1/accounts/acc-1").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("ratelimit").is_none());
+    let m = admin_request(Method::GET, &h.admin_url("/metrics"), None)
+        .await
+        .text();
+    assert!(m.contains(r#"rampart_requests_total{route="accounts-list",method="GET",status="429",outcome="rate-limited"} 1"#), "{m}");
+}
+
+#[tokio::test]
+async fn counters_can_be_kept_per_header_value() {
+    let h = Harness::start(&limited(
+        "algorithm = \"fixed_window\"\nlimit = 1\nper = \"1h\"\nkey = \"header:x-partner-id\"",
+    ))
+    .await;
+    let c = h.client();
+    let get = |id: &'static str| {
+        let c = c.clone();
+        async move {
+            c.send(Method::GET, "/v1/accounts", &[("x-partner-id", id)], "")
+                .await
+                .status
+        }
+    };
+    assert_eq!(get("fintech-a").await, 200);
+    assert_eq!(get("fintech-a").await, 429);
+    assert_eq!(get("fintech-b").await, 200);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_counters() {
+    let h = Harness::start(&limited(
+        "algorithm = \"sliding_window_log\"\nlimit = 2\nper = \"1m\"",
+    ))
+    .await;
+    let c = h.client();
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    assert_eq!(c.get("/v1/accounts").await.status, 429);
+    let r = admin_request(Method::POST, &h.admin_url("/admin/reload"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        c.get("/v1/accounts").await.status,
+        429,
+        "a reload must not reset limits"
+    );
+}

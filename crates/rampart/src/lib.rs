@@ -25,6 +25,8 @@ pub mod route;
 pub mod runtime;
 pub mod secret;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod tls;
 pub mod upstream;
 

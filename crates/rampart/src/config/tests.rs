@@ -153,13 +153,8 @@ fn logging_levels_are_checked() {
 #[test]
 fn damaged_policies_are_reported_never_panic() {
     let example = include_str!("../../../../config/rampart.example.toml");
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = crate::testutil::Rng(0x2545_F491_4F6C_DD1D);
+    let mut next = move || rng.next();
     let lines: Vec<&str> = example.lines().collect();
     let junk = [
         "[",

@@ -27,15 +27,7 @@ fn run<A: Algorithm>(a: &A, r: &Rate, times: &[Duration]) -> Vec<Duration> {
         .collect()
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use crate::testutil::Rng;
 
 /// Random, bursty arrival times (sorted) over ~10 periods of `per`.
 fn arrivals(seed: u64, per: Duration) -> Vec<Duration> {

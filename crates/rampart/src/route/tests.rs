@@ -152,20 +152,7 @@ fn normalize_length_limits() {
     assert_eq!(normalize(&dots).as_deref(), Ok("/a/"));
 }
 
-/// Deterministic xorshift generator: reproducible "fuzz" without a crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        let i = usize::try_from(self.next() % items.len() as u64).unwrap();
-        items[i]
-    }
-}
+use crate::testutil::Rng;
 
 const PIECES: &[&str] = &[
     "/", "/", "/", "a", "b", "v1", ".", "..", "%2e", "%2E", "%2e%2e", "%2F", "%5c", "\\", "%00", "%20", " ",

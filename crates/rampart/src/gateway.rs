@@ -33,6 +33,8 @@ pub struct Gateway {
     pub listeners: Vec<ListenerPolicy>,
     /// Admin listener.
     pub admin: AdminPolicy,
+    /// Gateway-wide in-flight ceiling.
+    pub gate: Option<Arc<crate::rate_limit::concurrency::Gate>>,
     /// Gateway-wide IP policy.
     pub ip_filter: crate::ip_filter::IpFilter,
     /// Logging settings (applied at start).
@@ -93,6 +95,12 @@ impl Gateway {
             problems.push(ConfigProblem::error("logging.level", why));
         }
 
+        if cfg.concurrency.max_in_flight == Some(0) {
+            problems.push(ConfigProblem::error(
+                "concurrency.max_in_flight",
+                "must be at least 1",
+            ));
+        }
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
         match (listeners, admin, router, respond, ip_filter) {
             (Ok(listeners), Ok(admin), Ok(router), Ok(respond), Ok(ip_filter))
@@ -106,6 +114,10 @@ impl Gateway {
                     listeners,
                     admin,
                     ip_filter,
+                    gate: cfg
+                        .concurrency
+                        .max_in_flight
+                        .map(crate::rate_limit::concurrency::Gate::new),
                     logging: cfg.logging.clone(),
                     clock,
                     metrics,

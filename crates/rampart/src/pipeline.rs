@@ -6,6 +6,7 @@
 //!   → route      404 / 405 / 400 / 414 / 431   route/
 //!   → ip_filter  403 by client address         ip_filter/ (pre-TLS deny in listener/)
 //!   → rate_limit 429 + Retry-After              rate_limit/
+//!   → in-flight  503 + Retry-After (gateway, route, upstream ceilings)
 //!   → authn      (routes say authn = "none" until the authn capability lands)
 //!   → upstream   502 / 504                     upstream/
 //!   → respond    strip leaky headers, scrub upstream 5xx, security headers
@@ -84,6 +85,18 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         AuthnPolicy::None => {} // explicit in the policy; linted by `rampart check`
     }
     let upstream = gw.upstream_of(route).ok_or(Reject::NoRoute)?;
+    // In flight until the response headers are ready (503 when full).
+    let _permits = [
+        ("gateway", gw.gate.as_ref()),
+        ("route", route.gate.as_ref()),
+        ("upstream", upstream.gate.as_ref()),
+    ]
+    .into_iter()
+    .map(|(scope, gate)| match gate {
+        None => Ok(None),
+        Some(g) => g.try_enter().map(Some).ok_or(Reject::Overloaded(scope)),
+    })
+    .collect::<Result<Vec<_>, _>>()?;
     let resp = upstream
         .forward(req, ex, gw.respond.request_id_header(), route.timeout)
         .await

@@ -40,6 +40,9 @@ pub enum Reject {
     /// A rate limit of the route refused the request.
     #[error("rate limited by `{}`", .0.limit)]
     RateLimited(crate::rate_limit::RateLimited),
+    /// Too many requests in flight (gateway, route or upstream).
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
     /// No route declares this path (for this host).
     #[error("no route for this path")]
     NoRoute,
@@ -90,6 +93,11 @@ impl Reject {
                 "Access from this network is not allowed",
             ),
             Reject::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            Reject::Overloaded(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "The service is busy; try again shortly",
+            ),
             Reject::NoRoute => (S::NOT_FOUND, "not-found", "No such endpoint"),
             Reject::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

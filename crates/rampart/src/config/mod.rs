@@ -52,6 +52,17 @@ pub struct GatewayConfig {
     pub dangerous: DangerousConfig,
     /// `[ip_filter]`: pre-TLS deny list and trusted proxies.
     pub ip_filter: crate::ip_filter::config::IpFilterConfig,
+    /// `[concurrency]`: gateway-wide load shedding.
+    pub concurrency: ConcurrencyConfig,
+}
+
+/// `[concurrency]`: gateway-wide load shedding.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// Requests in flight in the whole gateway at most; more get 503 with
+    /// `Retry-After`. Default: no ceiling.
+    pub max_in_flight: Option<usize>,
 }
 
 /// `[dangerous]`: each switch weakens a default and is reported by

@@ -179,6 +179,7 @@ const SECTIONS: &[&str] = &[
     "logging",
     "dangerous",
     "ip_filter",
+    "concurrency",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -219,6 +220,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         logging: cx.table("logging"),
         dangerous: cx.table("dangerous"),
         ip_filter: cx.table("ip_filter"),
+        concurrency: cx.table("concurrency"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -20,6 +20,7 @@
 //! limits, quotas, idempotency.
 
 pub mod algorithm;
+pub mod concurrency;
 pub mod config;
 pub mod memory;
 #[cfg(test)]

@@ -225,6 +225,10 @@ impl Responder {
     pub fn reject(&self, reject: &Reject, ex: &Exchange) -> Response<Body> {
         let class = reject.class();
         let mut resp = self.problem(class.status, class.code, class.title, ex);
+        if let Reject::Overloaded(_) = reject {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let Reject::RateLimited(limited) = reject {
             let h = resp.headers_mut();
             h.insert(

@@ -50,6 +50,8 @@ pub struct RoutePolicy {
     pub ip: crate::ip_filter::RouteIpPolicy,
     /// Rate limits.
     pub limits: crate::rate_limit::RouteLimits,
+    /// In-flight ceiling.
+    pub gate: Option<Arc<crate::rate_limit::concurrency::Gate>>,
 }
 
 /// The compiled routing table and the routes it points to.
@@ -91,6 +93,9 @@ impl Router {
                         format!("`{m}` is not an HTTP method (write it in capitals, e.g. \"GET\")"),
                     )),
                 }
+            }
+            if r.max_in_flight == Some(0) {
+                problems.push(ConfigProblem::error(at("max_in_flight"), "must be at least 1"));
             }
             if r.timeout.is_some_and(|t| t.is_zero()) {
                 problems.push(ConfigProblem::error(at("timeout"), "must be more than 0"));
@@ -149,6 +154,7 @@ impl Router {
                     timeout: r.timeout,
                     ip,
                     limits,
+                    gate: r.max_in_flight.map(crate::rate_limit::concurrency::Gate::new),
                 });
             }
         }

@@ -39,6 +39,10 @@ pub struct UpstreamConfig {
     /// `auto` (default: ALPN for https, HTTP/1.1 for http), `http1` or `http2`.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Requests in flight to this upstream at most; more get 503. Default:
+    /// no ceiling.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
     /// Idle pooled connections per target at most. Default 64.
     #[serde(default = "d_pool")]
     pub pool_max_idle: usize,

@@ -113,6 +113,8 @@ pub struct Upstream {
     targets: Vec<Target>,
     next: AtomicUsize,
     connector: Connector,
+    /// In-flight ceiling.
+    pub gate: Option<Arc<crate::rate_limit::concurrency::Gate>>,
     request_timeout: Duration,
     retries: u32,
     preserve_host: bool,
@@ -157,6 +159,9 @@ impl Upstream {
                 Err(e) => problems.push(ConfigProblem::error(format!("upstreams[{i}].targets[{j}]"), e)),
             }
         }
+        if cfg.max_in_flight == Some(0) {
+            problems.push(ConfigProblem::error(at("max_in_flight"), "must be at least 1"));
+        }
         if cfg.retries > 3 {
             problems.push(ConfigProblem::error(at("retries"), "at most 3"));
         }
@@ -195,6 +200,7 @@ impl Upstream {
             targets,
             next: AtomicUsize::new(0),
             connector,
+            gate: cfg.max_in_flight.map(crate::rate_limit::concurrency::Gate::new),
             request_timeout: cfg.request_timeout,
             retries: cfg.retries,
             preserve_host: cfg.preserve_host,

@@ -86,3 +86,43 @@ async fn a_reload_keeps_the_counters() {
         "a reload must not reset limits"
     );
 }
+
+#[tokio::test]
+async fn a_route_at_its_in_flight_ceiling_sheds_with_503() {
+    let routes = ROUTES.replace("timeout = \"500ms\"", "timeout = \"5s\"\nmax_in_flight = 1");
+    assert_ne!(routes, ROUTES);
+    let h = Harness::start(&routes).await;
+    let c = h.client();
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.get("/delay/600").await.status })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = c.get("/delay/1").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/overloaded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Other routes are not affected; once the slow one is done, the route
+    // admits again.
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(c.get("/delay/1").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_gateway_wide_ceiling_sheds_load() {
+    let routes = format!(
+        "{}\n[concurrency]\nmax_in_flight = 1\n",
+        ROUTES.replace("timeout = \"500ms\"", "timeout = \"5s\"")
+    );
+    let h = Harness::start(&routes).await;
+    let c = h.client();
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.get("/delay/600").await.status })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(c.get("/v1/accounts").await.status, 503);
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+}

@@ -21,15 +21,19 @@
 
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{header, Request, Response};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::exchange::{ConnInfo, Exchange};
 use crate::gateway::Gateway;
 use crate::metrics::{RequestLabels, UpstreamErrorLabels};
+use crate::rate_limit::config::IdempotencyConfig;
+use crate::rate_limit::idempotency::{self, Begin, Stored};
 use crate::reject::Reject;
-use crate::route::AuthnPolicy;
+use crate::route::{AuthnPolicy, RoutePolicy};
 use crate::telemetry::{self, AccessLog};
+use crate::upstream::{Upstream, UpstreamError};
 use crate::Body;
 
 /// Handles one request from start to finish. Never fails: every failure is
@@ -97,11 +101,91 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         Some(g) => g.try_enter().map(Some).ok_or(Reject::Overloaded(scope)),
     })
     .collect::<Result<Vec<_>, _>>()?;
+    let Some(idem) = &route.idempotency else {
+        let resp = upstream
+            .forward(
+                req.map(Either::Left),
+                ex,
+                gw.respond.request_id_header(),
+                route.timeout,
+            )
+            .await
+            .map_err(Reject::Upstream)?; // 502, 504
+        return Ok(gw.respond.finish(resp, route, upstream, ex)); // scrubs 5xx bodies, hides upstream URLs
+    };
+    idempotent(gw, ex, req, route, upstream, idem).await // 400, 409, 413, 422; replays
+}
+
+/// An `Idempotency-Key` route: the first request is forwarded and its answer
+/// kept; a retry of the same request is answered from the store.
+async fn idempotent(
+    gw: &Gateway,
+    ex: &mut Exchange,
+    req: Request<Incoming>,
+    route: &RoutePolicy,
+    upstream: &Upstream,
+    idem: &IdempotencyConfig,
+) -> Result<Response<Body>, Reject> {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .map(str::to_owned)
+        .ok_or(Reject::IdempotencyKeyRequired)?;
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, idem.max_body)
+        .collect()
+        .await
+        .map_err(|_| Reject::BodyTooLarge)?
+        .to_bytes();
+    let fp = idempotency::fingerprint(parts.method.as_str(), ex.path.as_deref().unwrap_or("/"), &body);
+    let claim = match gw
+        .limits
+        .idempotency
+        .begin(&route.id, ex.client_ip, &key, fp, gw.clock.monotonic())
+    {
+        Begin::New(claim) => claim,
+        Begin::Replay(stored) => return Ok(gw.respond.stored(&stored, upstream, ex, true)),
+        Begin::Mismatch => return Err(Reject::IdempotencyKeyReused),
+        Begin::InFlight => return Err(Reject::IdempotencyConflict),
+        Begin::Full => return Err(Reject::Overloaded("idempotency")),
+    };
+    let req = Request::from_parts(parts, Either::Right(Full::new(body)));
     let resp = upstream
         .forward(req, ex, gw.respond.request_id_header(), route.timeout)
         .await
-        .map_err(Reject::Upstream)?; // 502, 504
-    Ok(gw.respond.finish(resp, route, upstream, ex)) // scrubs 5xx bodies, hides upstream URLs
+        .map_err(Reject::Upstream)?; // the claim drops: a retry may go through
+    if resp.status().is_server_error() {
+        drop(claim);
+        return Ok(gw.respond.finish(resp, route, upstream, ex));
+    }
+    let (parts, body) = resp.into_parts();
+    let body = Limited::new(body, idem.max_body).collect().await.map_err(|e| {
+        Reject::Upstream(UpstreamError::Protocol {
+            upstream: upstream.name().clone(),
+            detail: format!("response body not kept for idempotency: {e}"),
+        })
+    })?;
+    let mut headers = http::HeaderMap::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::LOCATION,
+        header::CONTENT_LOCATION,
+        header::ETAG,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let stored = Stored {
+        status: parts.status,
+        headers,
+        body: body.to_bytes(),
+    };
+    let response = gw.respond.stored(&stored, upstream, ex, false);
+    claim.complete(stored, fp, gw.clock.monotonic(), idem.ttl);
+    Ok(response)
 }
 
 /// Status recorded for a request whose client went away first (nginx's

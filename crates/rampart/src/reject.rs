@@ -43,6 +43,18 @@ pub enum Reject {
     /// Too many requests in flight (gateway, route or upstream).
     #[error("overloaded: {0}")]
     Overloaded(&'static str),
+    /// An idempotent route was called without `Idempotency-Key`.
+    #[error("missing idempotency key")]
+    IdempotencyKeyRequired,
+    /// The key was used before for a different request.
+    #[error("idempotency key reused for a different request")]
+    IdempotencyKeyReused,
+    /// The key's first request is still in flight.
+    #[error("idempotency key in flight")]
+    IdempotencyConflict,
+    /// The request body is larger than the route allows.
+    #[error("request body too large")]
+    BodyTooLarge,
     /// No route declares this path (for this host).
     #[error("no route for this path")]
     NoRoute,
@@ -97,6 +109,26 @@ impl Reject {
                 S::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "The service is busy; try again shortly",
+            ),
+            Reject::IdempotencyKeyRequired => (
+                S::BAD_REQUEST,
+                "idempotency-key-required",
+                "This endpoint requires an Idempotency-Key header",
+            ),
+            Reject::IdempotencyKeyReused => (
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "The Idempotency-Key was used for a different request",
+            ),
+            Reject::IdempotencyConflict => (
+                S::CONFLICT,
+                "idempotency-conflict",
+                "A request with this Idempotency-Key is still being processed",
+            ),
+            Reject::BodyTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The request body is too large",
             ),
             Reject::NoRoute => (S::NOT_FOUND, "not-found", "No such endpoint"),
             Reject::MethodNotAllowed { .. } => (

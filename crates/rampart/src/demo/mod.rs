@@ -111,9 +111,9 @@ pub async fn start(
             curl(&format!("'{gateway_url}/v1/accounts/acc-1001/transactions?page=2&page_size=5'")),
         ),
         (
-            "Initiate a payment",
+            "Initiate a payment (run it twice: the second answer is replayed, idempotent-replayed: true)",
             curl(&format!(
-                "-X POST -H 'content-type: application/json' -d '{{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{{\"amount\":\"125.00\",\"currency\":\"EUR\"}},\"creditor\":{{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"}},\"remittance_information\":\"Invoice 2026-117\"}}' {gateway_url}/v1/payments"
+                "-i -X POST -H 'content-type: application/json' -H 'Idempotency-Key: demo-payment-1' -d '{{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{{\"amount\":\"125.00\",\"currency\":\"EUR\"}},\"creditor\":{{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"}},\"remittance_information\":\"Invoice 2026-117\"}}' {gateway_url}/v1/payments"
             )),
         ),
         (

@@ -35,6 +35,30 @@ fn default_key() -> String {
     "client_ip".into()
 }
 
+/// `routes[].idempotency`: `Idempotency-Key` handling, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// How long a finished response is kept for replay. Default 24h.
+    #[serde(
+        default = "default_ttl",
+        deserialize_with = "crate::config::duration::deserialize"
+    )]
+    pub ttl: Duration,
+    /// Largest request (and stored response) body in bytes. Default 1 MiB;
+    /// a larger request gets 413.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+
 /// The algorithms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -22,6 +22,7 @@
 pub mod algorithm;
 pub mod concurrency;
 pub mod config;
+pub mod idempotency;
 pub mod memory;
 #[cfg(test)]
 mod tests;
@@ -98,6 +99,8 @@ type CounterKey = (Arc<str>, u16, Box<str>);
 /// The process's counters (outlive reloads).
 pub struct Limits {
     store: MemoryStore<CounterKey, AnyState>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<idempotency::IdempotencyStore>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -111,6 +114,7 @@ impl Limits {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             store: MemoryStore::new(1_000_000, 64),
+            idempotency: Arc::default(),
         })
     }
 }

@@ -278,6 +278,27 @@ impl Responder {
         Response::from_parts(parts, Either::Left(body))
     }
 
+    /// A stored (idempotency) response on its way to the client; `replayed`
+    /// marks one served from the store.
+    pub fn stored(
+        &self,
+        stored: &crate::rate_limit::idempotency::Stored,
+        upstream: &crate::upstream::Upstream,
+        ex: &Exchange,
+        replayed: bool,
+    ) -> Response<Body> {
+        let mut resp = Response::new(Either::Right(Full::new(stored.body.clone())));
+        *resp.status_mut() = stored.status;
+        *resp.headers_mut() = stored.headers.clone();
+        hide_upstream_urls(resp.headers_mut(), upstream);
+        self.decorate(resp.headers_mut(), ex);
+        if replayed {
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        resp
+    }
+
     fn problem(&self, status: StatusCode, code: &str, title: &str, ex: &Exchange) -> Response<Body> {
         let body = serde_json::json!({
             "type": format!("{}{}", self.problem_type_base, code),

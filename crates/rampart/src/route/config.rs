@@ -28,6 +28,8 @@ pub struct RouteConfig {
     /// `[[routes.rate_limit]]`: limits a request must all pass.
     #[serde(default)]
     pub rate_limit: Vec<crate::rate_limit::config::RateLimitConfig>,
+    /// Require and honour `Idempotency-Key` (money-moving routes).
+    pub idempotency: Option<crate::rate_limit::config::IdempotencyConfig>,
     /// Requests in flight on this route at most; more get 503.
     pub max_in_flight: Option<usize>,
     /// Who may use the route, by client address.

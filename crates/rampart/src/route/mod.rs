@@ -52,6 +52,8 @@ pub struct RoutePolicy {
     pub limits: crate::rate_limit::RouteLimits,
     /// In-flight ceiling.
     pub gate: Option<Arc<crate::rate_limit::concurrency::Gate>>,
+    /// `Idempotency-Key` handling.
+    pub idempotency: Option<crate::rate_limit::config::IdempotencyConfig>,
 }
 
 /// The compiled routing table and the routes it points to.
@@ -92,6 +94,17 @@ impl Router {
                         format!("routes[{i}].methods[{j}]"),
                         format!("`{m}` is not an HTTP method (write it in capitals, e.g. \"GET\")"),
                     )),
+                }
+            }
+            if let Some(idem) = &r.idempotency {
+                if idem.ttl.is_zero() {
+                    problems.push(ConfigProblem::error(at("idempotency.ttl"), "must be more than 0"));
+                }
+                if idem.max_body == 0 {
+                    problems.push(ConfigProblem::error(
+                        at("idempotency.max_body"),
+                        "must be at least 1",
+                    ));
                 }
             }
             if r.max_in_flight == Some(0) {
@@ -155,6 +168,7 @@ impl Router {
                     ip,
                     limits,
                     gate: r.max_in_flight.map(crate::rate_limit::concurrency::Gate::new),
+                    idempotency: r.idempotency.clone(),
                 });
             }
         }

@@ -30,7 +30,6 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use self::config::UpstreamConfig;
 use self::pool::{Connector, ResponseBody, SendError, TargetPool};
@@ -219,7 +218,7 @@ impl Upstream {
     /// response headers (the body streams on).
     pub async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<ForwardBody>,
         ex: &Exchange,
         request_id_header: &HeaderName,
         timeout: Option<Duration>,
@@ -235,7 +234,7 @@ impl Upstream {
         let replayable = is_idempotent(&parts.method) && body.is_end_stream();
         let attempts = if replayable { 1 + self.retries } else { 1 };
         // A replayable request has no body: send an empty one each time.
-        let mut body = (!replayable).then_some(Either::Left(body));
+        let mut body = (!replayable).then_some(body);
         let mut last_err = None;
         let mut failed = None;
         let mut parts = Some(parts);

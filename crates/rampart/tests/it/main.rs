@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod demo;
+mod idempotency;
 mod listener;
 mod logs;
 mod proxy;

@@ -74,6 +74,11 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
 
 async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<Response<Body>, Reject> {
     let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
+    if gw.limits.bans.is_banned(ex.client_ip, gw.clock.monotonic()) {
+        return Err(Reject::IpDenied(crate::ip_filter::IpFilterError::Banned(
+            ex.client_ip,
+        ))); // 403
+    }
     route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
     ex.rate_limit = route
         .limits

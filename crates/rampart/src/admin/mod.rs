@@ -14,6 +14,9 @@
 //! | `GET /readyz` | none | 200 when serving, 503 while draining |
 //! | `GET /metrics` | none | OpenMetrics text (Prometheus scrapes it) |
 //! | `POST /admin/reload` | admin token | 200 with the new generation; 422 with every problem, running policy kept |
+//! | `GET /admin/bans` | admin token | the bans in force |
+//! | `POST /admin/bans` | admin token | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full |
+//! | `DELETE /admin/bans?cidr=…` | admin token | 200 `{"removed": bool}` |
 
 pub mod config;
 
@@ -104,6 +107,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/reload", post(reload))
+        .route("/admin/bans", get(list_bans).post(add_ban).delete(remove_ban))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -201,4 +205,99 @@ async fn reload(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response 
                 .into_response()
         }
     }
+}
+
+/// Longest ban accepted.
+const MAX_BAN_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+fn ban_json(b: &crate::ip_filter::bans::Ban) -> serde_json::Value {
+    json!({
+        "cidr": b.net.to_string(),
+        "expires_at": humantime::format_rfc3339_seconds(b.until_wall).to_string(),
+        "reason": b.reason,
+    })
+}
+
+fn bad_request(detail: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"title": "Bad request", "status": 400, "detail": detail})),
+    )
+        .into_response()
+}
+
+async fn list_bans(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    let gw = rt.snapshot();
+    let bans: Vec<_> = gw
+        .limits
+        .bans
+        .list(gw.clock.monotonic())
+        .iter()
+        .map(ban_json)
+        .collect();
+    Json(json!({ "bans": bans })).into_response()
+}
+
+async fn add_ban(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return bad_request(
+            "the body must be JSON: {\"cidr\": \"203.0.113.7/32\", \"ttl\": \"10m\", \"reason\": \"…\"}",
+        );
+    };
+    let Some(net) = req.get("cidr").and_then(|v| v.as_str()).and_then(parse_net) else {
+        return bad_request("`cidr` must be an IP address or CIDR");
+    };
+    let ttl = match req
+        .get("ttl")
+        .and_then(|v| v.as_str())
+        .map(humantime::parse_duration)
+    {
+        Some(Ok(d)) if !d.is_zero() && d <= MAX_BAN_TTL => d,
+        _ => return bad_request("`ttl` must be a duration such as \"10m\", at most 30 days"),
+    };
+    let reason = req.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+    let gw = rt.snapshot();
+    match gw
+        .limits
+        .bans
+        .ban(net, ttl, gw.clock.monotonic(), gw.clock.now(), reason)
+    {
+        Ok(ban) => {
+            tracing::warn!(target: "rampart::admin", action = "ban", cidr = %ban.net, ttl_s = ttl.as_secs(), "address banned");
+            (StatusCode::CREATED, Json(ban_json(&ban))).into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"title": e.to_string(), "status": 503})),
+        )
+            .into_response(),
+    }
+}
+
+async fn remove_ban(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    let Some(net) = q.get("cidr").and_then(|c| parse_net(c)) else {
+        return bad_request("`cidr` query parameter must be an IP address or CIDR");
+    };
+    let removed = rt.snapshot().limits.bans.unban(net);
+    tracing::warn!(target: "rampart::admin", action = "unban", cidr = %net, removed, "ban lifted");
+    Json(json!({ "removed": removed })).into_response()
+}
+
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }

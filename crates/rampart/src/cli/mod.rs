@@ -45,6 +45,35 @@ pub enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Ban an address or network on a running gateway (through its admin
+    /// API): its connections are closed before TLS until the ban ends.
+    Ban {
+        /// Address or CIDR, e.g. 203.0.113.7 or 203.0.113.0/24.
+        cidr: String,
+        /// How long, e.g. 10m, 2h (at most 30 days).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Why (kept with the ban; never shown to clients).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Admin API access.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Lift a ban on a running gateway.
+    Unban {
+        /// Address or CIDR, exactly as banned.
+        cidr: String,
+        /// Admin API access.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the bans in force on a running gateway.
+    Bans {
+        /// Admin API access.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Start a sample bank API, the gateway in front of it (HTTPS with a
     /// generated test CA) and the admin listener; write DIR/demo.json and
     /// print ready-to-paste curl lines. Runs until Ctrl-C.
@@ -64,6 +93,17 @@ pub enum Command {
     },
 }
 
+/// Where the admin API is and how to authenticate to it.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Admin listener URL.
+    #[arg(long, default_value = "http://127.0.0.1:9901", value_name = "URL")]
+    pub admin: String,
+    /// File holding the admin token (else RAMPART_ADMIN_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -72,6 +112,26 @@ pub fn main() -> ExitCode {
             config,
             deny_warnings,
         } => check(&config, deny_warnings),
+        Command::Ban {
+            cidr,
+            ttl,
+            reason,
+            admin,
+        } => {
+            let body = serde_json::json!({ "cidr": cidr, "ttl": ttl, "reason": reason }).to_string();
+            admin_command(&admin, http::Method::POST, "/admin/bans", Some(body))
+        }
+        Command::Unban { cidr, admin } => {
+            let q: String =
+                percent_encoding::utf8_percent_encode(&cidr, percent_encoding::NON_ALPHANUMERIC).to_string();
+            admin_command(
+                &admin,
+                http::Method::DELETE,
+                &format!("/admin/bans?cidr={q}"),
+                None,
+            )
+        }
+        Command::Bans { admin } => admin_command(&admin, http::Method::GET, "/admin/bans", None),
         Command::Serve { config, workers } => with_runtime(workers, async move { serve(config).await }),
         Command::Demo {
             dir,
@@ -171,6 +231,84 @@ async fn serve(config: PathBuf) -> ExitCode {
         Err(crate::runtime::StartError::Config(errors)) => {
             print_problems(&errors);
             ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("rampart: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Calls the admin API and prints its JSON answer; exit 0 on 2xx, 1 otherwise.
+fn admin_command(args: &AdminArgs, method: http::Method, path: &str, body: Option<String>) -> ExitCode {
+    let token = match &args.token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("{}: {e}", f.display())),
+        None => std::env::var("RAMPART_ADMIN_TOKEN")
+            .map_err(|_| "no --token-file and RAMPART_ADMIN_TOKEN is not set".to_string()),
+    };
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rampart: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let url = format!("{}{path}", args.admin.trim_end_matches('/'));
+    let call = async move {
+        use http_body_util::BodyExt;
+        let uri: http::Uri = url.parse().map_err(|e| format!("bad admin URL: {e}"))?;
+        let authority = uri.authority().cloned().ok_or("the admin URL needs a host")?;
+        let port = authority.port_u16().unwrap_or(80);
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot reach {authority}: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = http::Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.unwrap_or_default(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok::<_, String>((status, String::from_utf8_lossy(&text).into_owned()))
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampart: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(call) {
+        Ok((status, text)) => {
+            println!("{text}");
+            if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("rampart: the admin API answered {status}");
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             eprintln!("rampart: {e}");

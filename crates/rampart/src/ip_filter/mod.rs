@@ -10,10 +10,10 @@
 //! a trusted proxy leaves the proxy's own address as the client's, which
 //! the route lists then judge).
 //!
-//! Dynamic bans with TTLs (brute force, the threat engine), Redis-shared
-//! state and the ban/unban admin API come with the rest of the traffic
-//! control capability.
+//! Dynamic bans with TTLs live in [`bans`]; Redis-shared bans come with the
+//! Redis store.
 
+pub mod bans;
 pub mod config;
 #[cfg(test)]
 mod tests;
@@ -97,6 +97,9 @@ pub enum IpFilterError {
     /// In the route's deny list.
     #[error("client {0} in the route's deny list")]
     Denied(IpAddr),
+    /// Banned (admin API, CLI, later brute-force protection).
+    #[error("client {0} is banned")]
+    Banned(IpAddr),
 }
 
 // === impl IpFilter ===

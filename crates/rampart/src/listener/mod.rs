@@ -301,7 +301,9 @@ pub async fn serve(
             continue;
         };
         let metrics = gw.metrics.clone();
-        if gw.ip_filter.denies_connection(peer.ip()) {
+        if gw.ip_filter.denies_connection(peer.ip())
+            || gw.limits.bans.is_banned(peer.ip(), gw.clock.monotonic())
+        {
             // Before any TLS work: the cheapest possible refusal.
             metrics.connections_denied.get_or_create(&labels).inc();
             drop(stream);

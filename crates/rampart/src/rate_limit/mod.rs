@@ -101,6 +101,8 @@ pub struct Limits {
     store: MemoryStore<CounterKey, AnyState>,
     /// `Idempotency-Key` records.
     pub idempotency: Arc<idempotency::IdempotencyStore>,
+    /// Dynamic bans.
+    pub bans: crate::ip_filter::bans::BanList,
 }
 
 impl std::fmt::Debug for Limits {
@@ -115,6 +117,7 @@ impl Limits {
         Arc::new(Self {
             store: MemoryStore::new(1_000_000, 64),
             idempotency: Arc::default(),
+            bans: Default::default(),
         })
     }
 }

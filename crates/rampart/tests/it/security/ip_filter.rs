@@ -100,3 +100,125 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
         .unwrap()
         .starts_with("for=198.51.100.4;proto=https"));
 }
+
+fn cli(h: &Harness, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://{}", h.server().admin_addr()))
+        .arg("--token-file")
+        .arg(h.path("admin.token"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_bans_and_unbans_with_the_cli() {
+    let h = Harness::start(ROUTES).await;
+    let banned = from(&h, "127.0.0.2");
+    assert_eq!(banned.get("/v1/accounts").await.status, 200);
+    let (code, out) = tokio::task::block_in_place(|| {
+        cli(
+            &h,
+            &["ban", "127.0.0.2", "--ttl", "10m", "--reason", "card testing"],
+        )
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"cidr\":\"127.0.0.2/32\""), "{out}");
+    // New connections from the banned address are closed before TLS.
+    let fresh = from(&h, "127.0.0.2");
+    assert!(fresh
+        .try_send(Method::GET, "/v1/accounts", &[], "")
+        .await
+        .is_err());
+    assert_eq!(from(&h, "127.0.0.1").get("/v1/accounts").await.status, 200);
+    let (_, list) = tokio::task::block_in_place(|| cli(&h, &["bans"]));
+    assert!(list.contains("card testing"), "{list}");
+    let (code, out) = tokio::task::block_in_place(|| cli(&h, &["unban", "127.0.0.2"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"removed\":true"), "{out}");
+    assert_eq!(from(&h, "127.0.0.2").get("/v1/accounts").await.status, 200);
+    // Without the token the admin API refuses.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["bans", "--admin", &format!("http://{}", h.server().admin_addr())])
+        .env("RAMPART_ADMIN_TOKEN", "not-the-token-not-the-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn a_ban_ends_by_itself_and_also_covers_clients_behind_a_trusted_proxy() {
+    let upstream = RecordingUpstream::start().await;
+    let policy = format!(
+        "{}\n{ROUTES}\n[ip_filter]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        base_policy(&upstream.url())
+    );
+    let h = Harness::start_with(upstream, &policy).await;
+    let ban = |cidr: &str, ttl: &str| {
+        let body = format!("{{\"cidr\":\"{cidr}\",\"ttl\":\"{ttl}\"}}");
+        let url = h.admin_url("/admin/bans");
+        async move {
+            let client: hyper_util_client::Client = hyper_util_client::client();
+            client.post(&url, &body).await
+        }
+    };
+    assert_eq!(ban("198.51.100.0/24", "700ms").await, 201);
+    assert_eq!(ban("not-an-ip", "1m").await, 400);
+    assert_eq!(ban("192.0.2.1", "90d").await, 400);
+    // A client behind the trusted proxy, in the banned network: 403.
+    let c = from(&h, "127.0.0.1");
+    let r = c
+        .send(
+            Method::GET,
+            "/v1/accounts",
+            &[("x-forwarded-for", "198.51.100.20")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/ip-denied");
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let r = c
+        .send(
+            Method::GET,
+            "/v1/accounts",
+            &[("x-forwarded-for", "198.51.100.20")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "the ban should have ended");
+}
+
+/// A minimal JSON POST for the admin API.
+mod hyper_util_client {
+    pub struct Client;
+    pub fn client() -> Client {
+        Client
+    }
+    impl Client {
+        pub async fn post(&self, url: &str, body: &str) -> u16 {
+            use http_body_util::Full;
+            let uri: http::Uri = url.parse().unwrap();
+            let addr = uri.authority().unwrap().as_str().to_string();
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = http::Request::post(uri.path())
+                .header("host", addr)
+                .header(
+                    "authorization",
+                    format!("Bearer {}", rampart_testkit::ADMIN_TOKEN),
+                )
+                .body(Full::new(bytes::Bytes::from(body.to_string())))
+                .unwrap();
+            send.send_request(req).await.unwrap().status().as_u16()
+        }
+    }
+}

@@ -77,6 +77,10 @@ pub struct ListenerLimitsConfig {
     pub max_connections: usize,
     /// HTTP/2 streams in flight per connection. Default 100.
     pub max_concurrent_streams: u32,
+    /// Open connections from one peer address at most; further ones are
+    /// closed at once. Default: no cap (set it when clients do not share
+    /// addresses through a NAT or proxy).
+    pub max_connections_per_client: Option<usize>,
 }
 
 mod dur {
@@ -93,6 +97,7 @@ impl Default for ListenerLimitsConfig {
             max_uri_length: 8192,
             max_connections: 10_000,
             max_concurrent_streams: 100,
+            max_connections_per_client: None,
         }
     }
 }

@@ -122,6 +122,12 @@ impl ListenerPolicy {
                 "must be between 256 and 65536",
             ));
         }
+        if lim.max_connections_per_client == Some(0) {
+            problems.push(ConfigProblem::error(
+                at("limits.max_connections_per_client"),
+                "must be at least 1",
+            ));
+        }
         if lim.max_connections == 0 {
             problems.push(ConfigProblem::error(
                 at("limits.max_connections"),
@@ -250,17 +256,29 @@ fn server_config(
 #[derive(Debug, Default)]
 pub struct ConnCounter {
     open: AtomicUsize,
+    /// Open connections per peer address (only while a per-client cap is
+    /// configured; an address leaves the map with its last connection).
+    per_peer: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 struct ConnGuard {
     counter: Arc<ConnCounter>,
     gauge: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+    peer: Option<std::net::IpAddr>,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.counter.open.fetch_sub(1, Ordering::SeqCst);
         self.gauge.dec();
+        if let (Some(ip), Ok(mut map)) = (self.peer, self.counter.per_peer.lock()) {
+            if let Some(n) = map.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -314,6 +332,27 @@ pub async fn serve(
             drop(stream);
             continue;
         }
+        // One client may not hold more than its share of the listener.
+        let per_peer = match policy.limits.max_connections_per_client {
+            None => None,
+            Some(cap) => {
+                let admitted = counter.per_peer.lock().map(|mut map| {
+                    let n = map.entry(peer.ip()).or_insert(0);
+                    if *n >= cap {
+                        false
+                    } else {
+                        *n += 1;
+                        true
+                    }
+                });
+                if !matches!(admitted, Ok(true)) {
+                    metrics.connections_refused.get_or_create(&labels).inc();
+                    drop(stream);
+                    continue;
+                }
+                Some(peer.ip())
+            }
+        };
         counter.open.fetch_add(1, Ordering::SeqCst);
         let gauge = metrics.open_connections.get_or_create(&labels).clone();
         gauge.inc();
@@ -321,6 +360,7 @@ pub async fn serve(
         let guard = ConnGuard {
             counter: counter.clone(),
             gauge,
+            peer: per_peer,
         };
         let acceptor = policy.tls.clone();
         let limits = policy.limits.clone();

@@ -187,3 +187,24 @@ async fn connections_still_busy_after_the_drain_grace_are_closed_by_force() {
         r.map(|r| r.status)
     );
 }
+
+#[tokio::test]
+async fn one_client_cannot_take_more_than_its_connections() {
+    let h = harness_with_limits("max_connections_per_client = 2").await;
+    let _a = tls_connect(&h).await;
+    let _b = tls_connect(&h).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third connection from 127.0.0.1 is closed at once...
+    let r = h
+        .client()
+        .try_send(http::Method::GET, "/v1/accounts", &[], "")
+        .await;
+    assert!(r.is_err(), "third connection was served");
+    // ...while another address still gets in.
+    let other =
+        rampart_testkit::Client::from_address(&h.pki.ca_cert_pem, h.addr(), "127.0.0.2".parse().unwrap());
+    assert_eq!(other.get("/v1/accounts").await.status, 200);
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.client().get("/v1/accounts").await.status, 200);
+}

@@ -518,6 +518,9 @@ async fn http<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // ALPN already said which protocol: skip hyper-util's sniffing of the
+    // first bytes (and its rewind buffer on every read).
+    let alpn = conn.tls.as_ref().and_then(|t| t.alpn.clone());
     let clock = runtime.clock();
     let activity = Arc::new(Activity::default());
     activity.last_ms.store(millis(&clock), Ordering::SeqCst);
@@ -538,7 +541,11 @@ async fn http<I>(
             }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = match alpn.as_deref() {
+        Some(b"h2") => auto::Builder::new(TokioExecutor::new()).http2_only(),
+        Some(b"http/1.1") => auto::Builder::new(TokioExecutor::new()).http1_only(),
+        _ => auto::Builder::new(TokioExecutor::new()),
+    };
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -38,17 +38,31 @@ fn routing(c: &mut Criterion) {
             (format!("/v{i}/accounts/{{id}}/transactions"), Method::GET),
             (format!("/v{i}/payments"), Method::POST),
         ] {
-            specs.push(RouteSpec { host: None, path: p, methods: vec![m] });
+            specs.push(RouteSpec {
+                host: None,
+                path: p,
+                methods: vec![m],
+            });
         }
     }
     let table = RouteTable::build(&specs).unwrap();
     c.bench_function("resolve among 200 routes", |b| {
-        b.iter(|| table.resolve(None, black_box("/v42/accounts/acc-1001/transactions"), &Method::GET))
+        b.iter(|| {
+            table.resolve(
+                None,
+                black_box("/v42/accounts/acc-1001/transactions"),
+                &Method::GET,
+            )
+        })
     });
 }
 
 fn algorithms(c: &mut Criterion) {
-    let rate = Rate { limit: 1_000_000, per: Duration::from_secs(1), burst: 0 };
+    let rate = Rate {
+        limit: 1_000_000,
+        per: Duration::from_secs(1),
+        burst: 0,
+    };
     fn one<A: Algorithm>(c: &mut Criterion, name: &str, a: A, rate: Rate) {
         let mut state = A::State::default();
         let mut t = Duration::ZERO;
@@ -63,9 +77,19 @@ fn algorithms(c: &mut Criterion) {
     one(c, "fixed_window", FixedWindow, rate);
     one(c, "sliding_window_counter", SlidingWindowCounter, rate);
     one(c, "gcra", Gcra, rate);
-    one(c, "sliding_window_log", SlidingWindowLog, Rate { limit: 100, per: Duration::from_secs(1), burst: 0 });
+    one(
+        c,
+        "sliding_window_log",
+        SlidingWindowLog,
+        Rate {
+            limit: 100,
+            per: Duration::from_secs(1),
+            burst: 0,
+        },
+    );
 
-    let store: MemoryStore<u64, rampart::rate_limit::algorithm::token_bucket::State> = MemoryStore::new(1_000_000, 64);
+    let store: MemoryStore<u64, rampart::rate_limit::algorithm::token_bucket::State> =
+        MemoryStore::new(1_000_000, 64);
     let mut k = 0u64;
     let mut t = Duration::ZERO;
     c.bench_function("token_bucket in the sharded store, 100k keys", |b| {

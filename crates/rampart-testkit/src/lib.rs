@@ -14,7 +14,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -597,16 +597,19 @@ pub async fn raw_tls(ca_pem: &str, addr: SocketAddr, request: &[u8], wait: Durat
 
 /// A plain HTTP/1.1 client for the admin listener.
 pub async fn admin_request(method: Method, url: &str, bearer: Option<&str>) -> TestResponse {
+    admin_send(method, url, bearer, "").await
+}
+
+/// An admin request with a (JSON) body.
+pub async fn admin_send(method: Method, url: &str, bearer: Option<&str>, body: &str) -> TestResponse {
     let client: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
     let mut req = Request::builder().method(method).uri(url);
     if let Some(t) = bearer {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = client
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
+    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let resp = client.request(req).await.unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     TestResponse {
@@ -615,14 +618,4 @@ pub async fn admin_request(method: Method, url: &str, bearer: Option<&str>) -> T
         headers: parts.headers,
         body,
     }
-}
-
-/// Path to the `rampart` binary built for the integration tests.
-pub fn rampart_bin() -> PathBuf {
-    // Integration tests set CARGO_BIN_EXE_rampart; the testkit cannot see it
-    // at compile time, so tests pass it in. This helper finds it next to the
-    // test executable as a fallback.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    dir.join("rampart")
 }

@@ -48,10 +48,7 @@ impl ConnInfo {
         let ip = peer.ip();
         let forwarded_for =
             HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        let node = match ip {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
-        };
+        let node = forwarded_node(ip);
         let proto = if tls.is_some() { "https" } else { "http" };
         Self {
             listener,
@@ -174,6 +171,14 @@ impl Exchange {
             Version::HTTP_3 => "HTTP/3",
             _ => "other",
         }
+    }
+}
+
+/// An address as a `Forwarded` node (RFC 7239: IPv6 quoted and bracketed).
+pub fn forwarded_node(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
     }
 }
 

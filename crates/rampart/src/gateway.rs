@@ -43,7 +43,8 @@ pub struct Gateway {
     pub clock: SharedClock,
     /// Process-wide metrics.
     pub metrics: Arc<Metrics>,
-    /// Process-wide rate-limit counters (they outlive reloads).
+    /// Process-wide traffic state: rate-limit counters, idempotency records
+    /// and bans (they outlive reloads).
     pub limits: Arc<crate::rate_limit::Limits>,
     /// Warnings found while building (insecure but valid choices).
     pub warnings: Vec<ConfigProblem>,

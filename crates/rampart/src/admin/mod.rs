@@ -250,7 +250,11 @@ async fn add_ban(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: axum:
             "the body must be JSON: {\"cidr\": \"203.0.113.7/32\", \"ttl\": \"10m\", \"reason\": \"…\"}",
         );
     };
-    let Some(net) = req.get("cidr").and_then(|v| v.as_str()).and_then(parse_net) else {
+    let Some(net) = req
+        .get("cidr")
+        .and_then(|v| v.as_str())
+        .and_then(crate::ip_filter::parse_net)
+    else {
         return bad_request("`cidr` must be an IP address or CIDR");
     };
     let ttl = match req
@@ -288,16 +292,10 @@ async fn remove_ban(
     if let Err(resp) = authorised(&rt, &headers) {
         return *resp;
     }
-    let Some(net) = q.get("cidr").and_then(|c| parse_net(c)) else {
+    let Some(net) = q.get("cidr").and_then(|c| crate::ip_filter::parse_net(c)) else {
         return bad_request("`cidr` query parameter must be an IP address or CIDR");
     };
     let removed = rt.snapshot().limits.bans.unban(net);
     tracing::warn!(target: "rampart::admin", action = "unban", cidr = %net, removed, "ban lifted");
     Json(json!({ "removed": removed })).into_response()
-}
-
-fn parse_net(s: &str) -> Option<ipnet::IpNet> {
-    s.parse::<ipnet::IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }

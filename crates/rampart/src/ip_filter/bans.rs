@@ -85,10 +85,7 @@ impl BanList {
     /// nobody only if it cannot be read at all (fail open here is the lesser
     /// evil: the static lists still apply).
     pub fn is_banned(&self, ip: IpAddr, now: Duration) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = super::canonical(ip);
         self.bans
             .read()
             .map(|b| b.iter().any(|b| b.until > now && b.net.contains(&ip)))

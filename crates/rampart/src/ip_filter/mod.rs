@@ -37,12 +37,9 @@ impl CidrSet {
         let mut nets = Vec::new();
         let mut problems = Vec::new();
         for (i, s) in list.iter().enumerate() {
-            let parsed = s
-                .parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
-            match parsed {
-                Ok(n) => nets.push(n.trunc()),
-                Err(_) => problems.push(ConfigProblem::error(
+            match parse_net(s) {
+                Some(n) => nets.push(n),
+                None => problems.push(ConfigProblem::error(
                     format!("{path}[{i}]"),
                     format!("`{s}` is not an IP address or CIDR (e.g. \"10.0.0.0/8\", \"2001:db8::/32\")"),
                 )),
@@ -67,7 +64,16 @@ impl CidrSet {
     }
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// A network written as a CIDR, or a bare address meaning one host.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .ok()
+        .map(|n| n.trunc())
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

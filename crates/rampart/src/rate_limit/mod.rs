@@ -96,7 +96,8 @@ impl Algorithm for AnyAlgorithm {
 /// A counter's identity: route, limit index, key value.
 type CounterKey = (Arc<str>, u16, Box<str>);
 
-/// The process's counters (outlive reloads).
+/// The process's traffic state, which outlives reloads: rate-limit
+/// counters, idempotency records and bans.
 pub struct Limits {
     store: MemoryStore<CounterKey, AnyState>,
     /// `Idempotency-Key` records.

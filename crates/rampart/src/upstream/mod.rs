@@ -568,10 +568,7 @@ fn prepare_headers(
             if let Ok(v) = HeaderValue::from_str(&xff) {
                 h.insert(X_FORWARDED_FOR, v);
             }
-            let node = match ex.client_ip {
-                std::net::IpAddr::V4(v4) => v4.to_string(),
-                std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
-            };
+            let node = crate::exchange::forwarded_node(ex.client_ip);
             trusted_forwarded = format!("for={node};proto={proto}");
             &trusted_forwarded
         }

@@ -163,8 +163,10 @@ async fn a_ban_ends_by_itself_and_also_covers_clients_behind_a_trusted_proxy() {
         let body = format!("{{\"cidr\":\"{cidr}\",\"ttl\":\"{ttl}\"}}");
         let url = h.admin_url("/admin/bans");
         async move {
-            let client: hyper_util_client::Client = hyper_util_client::client();
-            client.post(&url, &body).await
+            rampart_testkit::admin_send(Method::POST, &url, Some(rampart_testkit::ADMIN_TOKEN), &body)
+                .await
+                .status
+                .as_u16()
         }
     };
     assert_eq!(ban("198.51.100.0/24", "700ms").await, 201);
@@ -192,33 +194,4 @@ async fn a_ban_ends_by_itself_and_also_covers_clients_behind_a_trusted_proxy() {
         )
         .await;
     assert_eq!(r.status, 200, "the ban should have ended");
-}
-
-/// A minimal JSON POST for the admin API.
-mod hyper_util_client {
-    pub struct Client;
-    pub fn client() -> Client {
-        Client
-    }
-    impl Client {
-        pub async fn post(&self, url: &str, body: &str) -> u16 {
-            use http_body_util::Full;
-            let uri: http::Uri = url.parse().unwrap();
-            let addr = uri.authority().unwrap().as_str().to_string();
-            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let req = http::Request::post(uri.path())
-                .header("host", addr)
-                .header(
-                    "authorization",
-                    format!("Bearer {}", rampart_testkit::ADMIN_TOKEN),
-                )
-                .body(Full::new(bytes::Bytes::from(body.to_string())))
-                .unwrap();
-            send.send_request(req).await.unwrap().status().as_u16()
-        }
-    }
 }

@@ -3,7 +3,9 @@
 # unit, integration (real TLS over loopback, the real binary), CLI.
 #
 # It installs what the tests need when it is missing (openssl for the TLS
-# non-feature tests, cargo-nextest) and fails loudly rather than skipping.
+# non-feature tests, redis-server and redis-cli for the Redis store tests,
+# which start private servers on free ports, cargo-nextest) and fails loudly
+# rather than skipping.
 # Set CARGO_TARGET_DIR to reuse a build directory between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,9 @@ apt_install() {
 say "checking tools"
 command -v cargo >/dev/null || { echo "error: cargo (the Rust toolchain) is required" >&2; exit 1; }
 command -v openssl >/dev/null || apt_install openssl
+command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
+redis-server --version >/dev/null || { echo "error: redis-server does not run" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest"
     cargo install --locked cargo-nextest

@@ -46,6 +46,8 @@ pub struct Gateway {
     /// Process-wide traffic state: rate-limit counters, idempotency records
     /// and bans (they outlive reloads).
     pub limits: Arc<crate::rate_limit::Limits>,
+    /// Global limits and the `[redis]` store.
+    pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
     pub warnings: Vec<ConfigProblem>,
 }
@@ -82,7 +84,17 @@ impl Gateway {
             }
         }
         let index = |name: &str| cfg.upstreams.iter().position(|u| u.name == name);
-        let router = Router::from_config(&cfg.routes, index).map_err(|p| problems.extend(p));
+        let traffic = crate::rate_limit::TrafficPolicy::from_config(
+            cfg.redis.as_ref(),
+            &cfg.rate_limit,
+            &limits,
+            &metrics,
+        )
+        .unwrap_or_else(|p| {
+            problems.extend(p);
+            crate::rate_limit::TrafficPolicy::invalid(cfg.redis.is_some())
+        });
+        let router = Router::from_config(&cfg.routes, index, &traffic).map_err(|p| problems.extend(p));
         if cfg.routes.is_empty() {
             problems.push(ConfigProblem::warning(
                 "routes",
@@ -123,10 +135,19 @@ impl Gateway {
                     clock,
                     metrics,
                     limits,
+                    traffic,
                     warnings: loaded.problems(problems).problems,
                 })
             }
             _ => Err(loaded.problems(problems)),
+        }
+    }
+
+    /// Starts what runs beside the requests: the Redis probe and the copy
+    /// of shared bans. Called once this snapshot serves.
+    pub fn start_background(&self) {
+        if let Some(r) = &self.traffic.redis {
+            r.start(&self.limits.bans, self.clock.clone());
         }
     }
 

@@ -29,7 +29,9 @@ use crate::exchange::{ConnInfo, Exchange};
 use crate::gateway::Gateway;
 use crate::metrics::{RequestLabels, UpstreamErrorLabels};
 use crate::rate_limit::config::IdempotencyConfig;
+use crate::rate_limit::config::StoreKind;
 use crate::rate_limit::idempotency::{self, Begin, Stored};
+use crate::rate_limit::AdmitError;
 use crate::reject::Reject;
 use crate::route::{AuthnPolicy, RoutePolicy};
 use crate::telemetry::{self, AccessLog};
@@ -84,12 +86,16 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         .limits
         .admit(
             &gw.limits,
-            &route.id,
+            &gw.metrics,
             ex.client_ip,
             req.headers(),
             gw.clock.monotonic(),
         )
-        .map_err(Reject::RateLimited)?; // 429
+        .await
+        .map_err(|e| match e {
+            AdmitError::Limited(l) => Reject::RateLimited(l), // 429
+            AdmitError::StoreDown => Reject::Overloaded("rate_limit_store"), // 503, on_failure = "deny"
+        })?;
     match route.authn {
         AuthnPolicy::None => {} // explicit in the policy; linted by `rampart check`
     }
@@ -145,11 +151,15 @@ async fn idempotent(
         .map_err(|_| Reject::BodyTooLarge)?
         .to_bytes();
     let fp = idempotency::fingerprint(parts.method.as_str(), ex.path.as_deref().unwrap_or("/"), &body);
-    let claim = match gw
-        .limits
-        .idempotency
-        .begin(&route.id, ex.client_ip, &key, fp, gw.clock.monotonic())
-    {
+    let redis = match idem.store {
+        StoreKind::Redis => gw.traffic.redis.as_ref(),
+        StoreKind::Memory => None,
+    };
+    let now = gw.clock.monotonic();
+    let begin = idempotency::begin(&gw.limits, redis, &route.id, ex.client_ip, &key, fp, now)
+        .await
+        .map_err(|_| Reject::Overloaded("idempotency_store"))?; // 503, on_failure = "deny"
+    let claim = match begin {
         Begin::New(claim) => claim,
         Begin::Replay(stored) => return Ok(gw.respond.stored(&stored, upstream, ex, true)),
         Begin::Mismatch => return Err(Reject::IdempotencyKeyReused),
@@ -189,7 +199,7 @@ async fn idempotent(
         body: body.to_bytes(),
     };
     let response = gw.respond.stored(&stored, upstream, ex, false);
-    claim.complete(stored, fp, gw.clock.monotonic(), idem.ttl);
+    claim.complete(stored, fp, gw.clock.monotonic(), idem.ttl).await;
     Ok(response)
 }
 

@@ -105,6 +105,7 @@ impl Runtime {
                 tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
             }
             let generation = new.generation;
+            new.start_background();
             self.current.store(Arc::new(new));
             generation
         });
@@ -227,6 +228,7 @@ pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<
         tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
     }
     metrics.policy_generation.set(1);
+    gw.start_background();
     let (shutdown, shutdown_rx) = watch::channel(None);
     // The admin listener outlives the drain, so that /readyz says 503 to
     // the load balancer while in-flight requests finish.

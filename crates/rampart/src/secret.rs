@@ -32,6 +32,15 @@ impl<T: AsRef<[u8]>> Secret<T> {
     }
 }
 
+/// Constant-time, so comparing policies cannot time a secret.
+impl<T: AsRef<[u8]>> PartialEq for Secret<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other.0.as_ref())
+    }
+}
+
+impl<T: AsRef<[u8]>> Eq for Secret<T> {}
+
 impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")

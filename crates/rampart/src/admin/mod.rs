@@ -15,8 +15,8 @@
 //! | `GET /metrics` | none | OpenMetrics text (Prometheus scrapes it) |
 //! | `POST /admin/reload` | admin token | 200 with the new generation; 422 with every problem, running policy kept |
 //! | `GET /admin/bans` | admin token | the bans in force |
-//! | `POST /admin/bans` | admin token | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full |
-//! | `DELETE /admin/bans?cidr=…` | admin token | 200 `{"removed": bool}` |
+//! | `POST /admin/bans` | admin token | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full, or when shared bans cannot reach Redis (the ban then holds on this gateway only) |
+//! | `DELETE /admin/bans?cidr=…` | admin token | 200 `{"removed": bool}`; 503 when shared bans cannot reach Redis (nothing changed) |
 
 pub mod config;
 
@@ -269,8 +269,15 @@ async fn add_ban(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: axum:
     let gw = rt.snapshot();
     match gw
         .limits
-        .bans
-        .ban(net, ttl, gw.clock.monotonic(), gw.clock.now(), reason)
+        .ban(
+            gw.traffic.redis.as_deref(),
+            net,
+            ttl,
+            gw.clock.monotonic(),
+            gw.clock.now(),
+            reason,
+        )
+        .await
     {
         Ok(ban) => {
             tracing::warn!(target: "rampart::admin", action = "ban", cidr = %ban.net, ttl_s = ttl.as_secs(), "address banned");
@@ -295,7 +302,17 @@ async fn remove_ban(
     let Some(net) = q.get("cidr").and_then(|c| crate::ip_filter::parse_net(c)) else {
         return bad_request("`cidr` query parameter must be an IP address or CIDR");
     };
-    let removed = rt.snapshot().limits.bans.unban(net);
+    let gw = rt.snapshot();
+    let removed = match gw.limits.unban(gw.traffic.redis.as_deref(), net).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"title": e.to_string(), "status": 503})),
+            )
+                .into_response()
+        }
+    };
     tracing::warn!(target: "rampart::admin", action = "unban", cidr = %net, removed, "ban lifted");
     Json(json!({ "removed": removed })).into_response()
 }

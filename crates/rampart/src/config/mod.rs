@@ -54,6 +54,10 @@ pub struct GatewayConfig {
     pub ip_filter: crate::ip_filter::config::IpFilterConfig,
     /// `[concurrency]`: gateway-wide load shedding.
     pub concurrency: ConcurrencyConfig,
+    /// `[[rate_limit]]`: limits on every route, checked before the route's own.
+    pub rate_limit: Vec<crate::rate_limit::config::RateLimitConfig>,
+    /// `[redis]`: the store shared by a cluster of gateways.
+    pub redis: Option<crate::rate_limit::config::RedisConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

@@ -180,6 +180,8 @@ const SECTIONS: &[&str] = &[
     "dangerous",
     "ip_filter",
     "concurrency",
+    "rate_limit",
+    "redis",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -221,6 +223,8 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         dangerous: cx.table("dangerous"),
         ip_filter: cx.table("ip_filter"),
         concurrency: cx.table("concurrency"),
+        rate_limit: cx.array("rate_limit"),
+        redis: cx.table("redis"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -6,10 +6,13 @@
 //! trusted proxy gets 403. Bans belong to the process and survive reloads;
 //! expired ones are dropped when the list is read. The list is bounded
 //! (10 000 entries; adding to a full list is refused, never silently
-//! forgetting a ban). Redis-shared bans for a cluster come with the Redis
-//! store.
+//! forgetting a ban). With `[redis] share_bans`, bans are also written to
+//! Redis and every gateway copies Redis's list into its own every half
+//! second ([`BanList::replace_shared`]), so the check itself never waits on
+//! the network.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
@@ -29,12 +32,15 @@ pub struct Ban {
     pub until_wall: SystemTime,
     /// Why (free text from the operator; never shown to clients).
     pub reason: String,
+    /// Order of local additions (0 for bans copied from Redis).
+    added: u64,
 }
 
 /// The process's bans.
 #[derive(Debug, Default)]
 pub struct BanList {
     bans: RwLock<Vec<Ban>>,
+    added: AtomicU64,
 }
 
 /// Why a ban could not be added.
@@ -66,6 +72,7 @@ impl BanList {
             until: now + ttl,
             until_wall: wall + ttl,
             reason: reason.chars().take(200).collect(),
+            added: self.added.fetch_add(1, Ordering::AcqRel) + 1,
         };
         bans.push(ban.clone());
         Ok(ban)
@@ -90,6 +97,48 @@ impl BanList {
             .read()
             .map(|b| b.iter().any(|b| b.until > now && b.net.contains(&ip)))
             .unwrap_or(false)
+    }
+
+    /// A mark to pass to [`BanList::replace_shared`]: bans added after it
+    /// are kept by the replacement.
+    pub fn generation(&self) -> u64 {
+        self.added.load(Ordering::Acquire)
+    }
+
+    /// Replaces the list by `shared` (network, time left, reason), as read
+    /// from the shared store, keeping bans added here since `mark` (they
+    /// may have reached the store after it was read). More than
+    /// [`MAX_BANS`] are cut, soonest-ending first.
+    pub fn replace_shared(
+        &self,
+        shared: Vec<(IpNet, Duration, String)>,
+        mark: u64,
+        now: Duration,
+        wall: SystemTime,
+    ) {
+        let Ok(mut bans) = self.bans.write() else { return };
+        let recent: Vec<Ban> = bans
+            .iter()
+            .filter(|b| b.added > mark && b.until > now)
+            .cloned()
+            .collect();
+        let mut next: Vec<Ban> = shared
+            .into_iter()
+            .filter(|(net, _, _)| !recent.iter().any(|b| b.net == net.trunc()))
+            .map(|(net, left, reason)| Ban {
+                net: net.trunc(),
+                until: now + left,
+                until_wall: wall + left,
+                reason: reason.chars().take(200).collect(),
+                added: 0,
+            })
+            .collect();
+        next.extend(recent);
+        if next.len() > MAX_BANS {
+            next.sort_by_key(|b| std::cmp::Reverse(b.until));
+            next.truncate(MAX_BANS);
+        }
+        *bans = next;
     }
 
     /// The bans in force at `now`.

@@ -85,6 +85,26 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Generation of the running policy (1 at start, +1 per successful reload).
     pub policy_generation: Gauge<u64, AtomicU64>,
+    /// 1 while the `[redis]` store answers, 0 while limits apply `on_failure`.
+    pub redis_up: Gauge,
+    /// Redis calls that failed or timed out, by operation.
+    pub redis_errors: Family<RedisErrorLabels, Counter>,
+    /// Decisions made by `on_failure` because Redis could not answer, by policy.
+    pub rate_limit_fallbacks: Family<FallbackLabels, Counter>,
+}
+
+/// Labels of `rampart_redis_errors_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisErrorLabels {
+    /// `rate_limit`, `idempotency` or `bans`.
+    pub op: &'static str,
+}
+
+/// Labels of `rampart_rate_limit_fallbacks_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    /// `local`, `deny` or `allow`.
+    pub on_failure: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +134,24 @@ impl Metrics {
         let connections_denied = Family::<ListenerLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let policy_generation = Gauge::<u64, AtomicU64>::default();
+        let redis_up = Gauge::default();
+        let redis_errors = Family::<RedisErrorLabels, Counter>::default();
+        let rate_limit_fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "redis_up",
+            "1 while the [redis] store answers, 0 while limits apply on_failure",
+            redis_up.clone(),
+        );
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or timed out, by operation",
+            redis_errors.clone(),
+        );
+        registry.register(
+            "rate_limit_fallbacks",
+            "Limit decisions made by on_failure because Redis could not answer",
+            rate_limit_fallbacks.clone(),
+        );
         registry.register(
             "requests",
             "Requests handled, by route, method, status and outcome",
@@ -172,6 +210,9 @@ impl Metrics {
             connections_denied,
             reloads,
             policy_generation,
+            redis_up,
+            redis_errors,
+            rate_limit_fallbacks,
         })
     }
 

@@ -29,6 +29,10 @@ pub struct RateLimitConfig {
     /// header; requests without it share one counter).
     #[serde(default = "default_key")]
     pub key: String,
+    /// Where the counters live: `memory` (default; this node only) or
+    /// `redis` (shared by every gateway on the `[redis]` server).
+    #[serde(default)]
+    pub store: StoreKind,
 }
 
 fn default_key() -> String {
@@ -49,6 +53,10 @@ pub struct IdempotencyConfig {
     /// a larger request gets 413.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    /// Where records live: `memory` (default) or `redis` (a retry that
+    /// lands on another gateway is still answered from the record).
+    #[serde(default)]
+    pub store: StoreKind,
 }
 
 fn default_ttl() -> Duration {
@@ -74,4 +82,64 @@ pub enum AlgorithmKind {
     SlidingWindowCounter,
     /// GCRA.
     Gcra,
+}
+
+/// Where a limit's counters (or idempotency records) live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// In this process.
+    #[default]
+    Memory,
+    /// On the `[redis]` server, shared by every gateway that uses it.
+    Redis,
+}
+
+/// `[redis]`: the store shared by the gateways of a cluster, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`. The password, if any, is never
+    /// logged.
+    pub url: String,
+    /// Longest wait for one Redis call (connect or command); default 50ms.
+    /// Past it the call counts as failed and `on_failure` decides.
+    #[serde(
+        default = "default_redis_timeout",
+        deserialize_with = "crate::config::duration::deserialize"
+    )]
+    pub timeout: Duration,
+    /// What a limit on Redis does while Redis is unreachable or slow:
+    /// `local` (default: count in this node's memory instead), `deny` (503
+    /// with `Retry-After`) or `allow` (skip the limit).
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
+    /// Prefix of every key Rampart writes; default `rampart`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Share dynamic bans through Redis, so a ban on one gateway holds on
+    /// all of them within a second. Default false.
+    #[serde(default)]
+    pub share_bans: bool,
+}
+
+fn default_redis_timeout() -> Duration {
+    Duration::from_millis(50)
+}
+
+fn default_key_prefix() -> String {
+    "rampart".into()
+}
+
+/// What a limit on Redis does while Redis cannot answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Refuse with 503 and `Retry-After` (fail closed).
+    Deny,
+    /// Skip the limit (fail open).
+    Allow,
+    /// Count in this node's memory until Redis is back.
+    #[default]
+    Local,
 }

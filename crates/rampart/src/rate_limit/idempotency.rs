@@ -8,12 +8,19 @@
 //! same key with a different request gets 422; a duplicate while the first
 //! is still in flight gets 409. Keys are scoped per route and per client
 //! (the client address until authentication lands; then the principal).
+//! Records live in this process, or with `store = "redis"` on the `[redis]`
+//! server, so a retry that lands on another gateway is still answered from
+//! the record (a claim there lasts at most five minutes if its gateway dies
+//! mid-request).
 //!
 //! Threat answered: a payment executed twice because a client retried after
 //! a timeout. How it fails: a request whose upstream leg failed (502, 504,
 //! or any 5xx) leaves no record, so the client can retry; the store is
 //! bounded (oldest finished records go first) and a full store of requests
 //! still in flight refuses new keys with 503 rather than forgetting one.
+//! When Redis cannot answer, `[redis] on_failure = "deny"` answers 503;
+//! `local` and `allow` keep records in this process meanwhile (a payment is
+//! never forwarded without a record).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use super::config::FailurePolicy;
+use super::redis::{Record as Kept, RedisStore};
 use http::{HeaderMap, StatusCode};
 
 /// Most records kept.
@@ -75,9 +85,62 @@ pub struct IdempotencyStore {
 /// The right to complete a key. Dropped without completing (the upstream
 /// leg failed, the client went away), it frees the key for a retry.
 #[derive(Debug)]
-pub struct Claim {
-    store: Arc<IdempotencyStore>,
-    scope: Option<Scope>,
+pub struct Claim(ClaimIn);
+
+#[derive(Debug)]
+enum ClaimIn {
+    Memory {
+        store: Arc<IdempotencyStore>,
+        scope: Option<Scope>,
+    },
+    Redis {
+        store: Arc<RedisStore>,
+        key: String,
+        marker: Vec<u8>,
+        settled: bool,
+    },
+}
+
+/// Redis could not answer and the policy is `deny`.
+#[derive(Debug)]
+pub struct StoreDown;
+
+/// Starts a request with `key` on `route` from `client`, in Redis when
+/// `redis` is given, else in `limits`' memory.
+pub async fn begin(
+    limits: &super::Limits,
+    redis: Option<&Arc<RedisStore>>,
+    route: &Arc<str>,
+    client: IpAddr,
+    key: &str,
+    fingerprint: [u8; 32],
+    now: Duration,
+) -> Result<Begin, StoreDown> {
+    let Some(r) = redis else {
+        return Ok(limits.idempotency.begin(route, client, key, fingerprint, now));
+    };
+    let rkey = r.idempotency_key(route, &super::redis::client_scope(client), key);
+    let marker = super::redis::claim_marker(&fingerprint);
+    match r.idempotency_begin(&rkey, &marker).await {
+        Ok(None) => Ok(Begin::New(Claim(ClaimIn::Redis {
+            store: r.clone(),
+            key: rkey,
+            marker,
+            settled: false,
+        }))),
+        Ok(Some(existing)) => Ok(match super::redis::decode_record(&existing) {
+            Ok(Kept::InFlight(f)) if f == fingerprint => Begin::InFlight,
+            Ok(Kept::Done(f, stored)) if f == fingerprint => Begin::Replay(stored),
+            Ok(_) => Begin::Mismatch,
+            Err(_) => Begin::Full,
+        }),
+        Err(_) => match r.policy().on_failure {
+            FailurePolicy::Deny => Err(StoreDown),
+            FailurePolicy::Allow | FailurePolicy::Local => {
+                Ok(limits.idempotency.begin(route, client, key, fingerprint, now))
+            }
+        },
+    }
 }
 
 impl IdempotencyStore {
@@ -126,36 +189,77 @@ impl IdempotencyStore {
             }
         }
         map.insert(scope.clone(), (Record::InFlight { fingerprint }, now));
-        Begin::New(Claim {
+        Begin::New(Claim(ClaimIn::Memory {
             store: self.clone(),
             scope: Some(scope),
-        })
+        }))
     }
 }
 
 impl Claim {
-    /// Keeps `response` for `ttl` from `now`.
-    pub fn complete(mut self, response: Stored, fingerprint: [u8; 32], now: Duration, ttl: Duration) {
-        if let (Some(scope), Ok(mut map)) = (self.scope.take(), self.store.records.lock()) {
-            map.insert(
-                scope,
-                (
-                    Record::Done {
-                        fingerprint,
-                        response,
-                        expires: now + ttl,
-                    },
-                    now,
-                ),
-            );
+    /// Keeps `response` for `ttl` from `now`. If Redis cannot take it, the
+    /// claim is released instead, so a retry is forwarded again rather than
+    /// refused for five minutes.
+    pub async fn complete(mut self, response: Stored, fingerprint: [u8; 32], now: Duration, ttl: Duration) {
+        match &mut self.0 {
+            ClaimIn::Memory { store, scope } => {
+                if let (Some(scope), Ok(mut map)) = (scope.take(), store.records.lock()) {
+                    map.insert(
+                        scope,
+                        (
+                            Record::Done {
+                                fingerprint,
+                                response,
+                                expires: now + ttl,
+                            },
+                            now,
+                        ),
+                    );
+                }
+            }
+            ClaimIn::Redis {
+                store,
+                key,
+                marker,
+                settled,
+            } => {
+                let record = super::redis::encode_record(&fingerprint, &response);
+                if store
+                    .idempotency_settle(key, marker, Some(&record), ttl)
+                    .await
+                    .is_ok()
+                {
+                    *settled = true;
+                }
+            }
         }
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if let (Some(scope), Ok(mut map)) = (self.scope.take(), self.store.records.lock()) {
-            map.remove(&scope);
+        match &mut self.0 {
+            ClaimIn::Memory { store, scope } => {
+                if let (Some(scope), Ok(mut map)) = (scope.take(), store.records.lock()) {
+                    map.remove(&scope);
+                }
+            }
+            ClaimIn::Redis {
+                store,
+                key,
+                marker,
+                settled: false,
+            } => {
+                let (store, key, marker) = (store.clone(), std::mem::take(key), std::mem::take(marker));
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = store
+                            .idempotency_settle(&key, &marker, None, Duration::from_millis(1))
+                            .await;
+                    });
+                }
+            }
+            ClaimIn::Redis { .. } => {}
         }
     }
 }

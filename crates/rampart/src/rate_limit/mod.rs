@@ -3,27 +3,30 @@
 //! A route lists limits (`[[routes.rate_limit]]`); each names one of five
 //! algorithms ([`algorithm`]: pure, clock-injected state machines, each with
 //! its promise documented and tested), a rate, and what a counter is kept
-//! per (client address, the route, a header). Counters live in a bounded,
-//! sharded in-memory store ([`memory`]) owned by the running process, so a
-//! policy reload keeps them. A request must pass every limit of its route;
-//! the first refusal answers 429 with `Retry-After`, and every answer on a
-//! limited route carries the IETF `RateLimit-Policy` and `RateLimit`
-//! headers.
+//! per (client address, the route, a header). Top-level `[[rate_limit]]`
+//! limits apply to every route, before the route's own. Counters live in a
+//! bounded, sharded in-memory store ([`memory`]) owned by the running
+//! process, so a policy reload keeps them, or, with `store = "redis"`, on
+//! the `[redis]` server shared by every gateway ([`redis`]). A request must
+//! pass every limit of its route; the first refusal answers 429 with
+//! `Retry-After`, and every answer on a limited route carries the IETF
+//! `RateLimit-Policy` and `RateLimit` headers.
 //!
-//! How it fails: closed. A store shard that cannot be used refuses.
-//! A request that passes one limit and is refused by a later one has still
-//! been counted by the first (as in most gateways).
+//! How it fails: a memory shard that cannot be used refuses. A Redis that
+//! cannot answer within its timeout gets the `[redis] on_failure` policy
+//! (`local`, `deny` with 503, or `allow`) until it answers again. A request
+//! that passes one limit and is refused by a later one has still been
+//! counted by the first (as in most gateways).
 //!
-//! Not yet (the rest of the traffic-control capability): the Redis store and
-//! its failure policy, keys from the principal (subject, client id, API key,
-//! which need authentication), global and per-tier limits, concurrency
-//! limits, quotas, idempotency.
+//! Not yet: keys from the principal (subject, client id, API key) and
+//! per-tier limits, which need authentication.
 
 pub mod algorithm;
 pub mod concurrency;
 pub mod config;
 pub mod idempotency;
 pub mod memory;
+pub mod redis;
 #[cfg(test)]
 mod tests;
 
@@ -34,9 +37,12 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use self::algorithm::{fixed_window, gcra, sliding_window_counter, sliding_window_log, token_bucket};
 use self::algorithm::{Algorithm, Decision, Rate};
-use self::config::{AlgorithmKind, RateLimitConfig};
+use self::config::{AlgorithmKind, FailurePolicy, RateLimitConfig, RedisConfig, StoreKind};
 use self::memory::MemoryStore;
+use self::redis::{RedisPolicy, RedisStore};
 use crate::config::ConfigProblem;
+use crate::ip_filter::bans::BanList;
+use crate::metrics::Metrics;
 
 /// Per-key state of whichever algorithm the limit uses.
 #[derive(Debug, Default)]
@@ -93,17 +99,19 @@ impl Algorithm for AnyAlgorithm {
     }
 }
 
-/// A counter's identity: route, limit index, key value.
+/// A counter's identity: scope (route id, or `*` for global limits), limit
+/// index, key value.
 type CounterKey = (Arc<str>, u16, Box<str>);
 
 /// The process's traffic state, which outlives reloads: rate-limit
-/// counters, idempotency records and bans.
+/// counters, idempotency records, bans, and the Redis connection.
 pub struct Limits {
     store: MemoryStore<CounterKey, AnyState>,
-    /// `Idempotency-Key` records.
+    /// `Idempotency-Key` records kept in memory.
     pub idempotency: Arc<idempotency::IdempotencyStore>,
-    /// Dynamic bans.
-    pub bans: crate::ip_filter::bans::BanList,
+    /// Dynamic bans (this node's copy, when shared through Redis).
+    pub bans: Arc<BanList>,
+    redis: std::sync::Mutex<Option<Arc<RedisStore>>>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -118,9 +126,68 @@ impl Limits {
         Arc::new(Self {
             store: MemoryStore::new(1_000_000, 64),
             idempotency: Arc::default(),
-            bans: Default::default(),
+            bans: Arc::default(),
+            redis: std::sync::Mutex::new(None),
         })
     }
+
+    /// The Redis store for `policy`: the running one if the policy did not
+    /// change (a reload keeps its connection), else a new one.
+    pub fn redis_for(&self, policy: RedisPolicy, metrics: &Arc<Metrics>) -> Option<Arc<RedisStore>> {
+        let mut current = self.redis.lock().ok()?;
+        if let Some(store) = current.as_ref().filter(|s| *s.policy() == policy) {
+            return Some(store.clone());
+        }
+        let store = RedisStore::new(policy, metrics.clone()).ok()?;
+        *current = Some(store.clone());
+        Some(store)
+    }
+
+    /// Bans `net` for `ttl` here and, when bans are shared, on every gateway
+    /// through `redis`. The local ban holds even if Redis fails (the error
+    /// says so).
+    pub async fn ban(
+        &self,
+        redis: Option<&RedisStore>,
+        net: ipnet::IpNet,
+        ttl: Duration,
+        now: Duration,
+        wall: std::time::SystemTime,
+        reason: &str,
+    ) -> Result<crate::ip_filter::bans::Ban, BanFailure> {
+        let ban = self
+            .bans
+            .ban(net, ttl, now, wall, reason)
+            .map_err(BanFailure::Local)?;
+        if let Some(r) = redis.filter(|r| r.policy().share_bans) {
+            r.put_ban(ban.net, ban.until_wall, &ban.reason)
+                .await
+                .map_err(BanFailure::Shared)?;
+        }
+        Ok(ban)
+    }
+
+    /// Lifts the ban of exactly `net`, everywhere when bans are shared;
+    /// whether there was one. When shared and Redis cannot answer, nothing
+    /// changes (the next copy from Redis would bring it back).
+    pub async fn unban(&self, redis: Option<&RedisStore>, net: ipnet::IpNet) -> Result<bool, BanFailure> {
+        let mut removed = false;
+        if let Some(r) = redis.filter(|r| r.policy().share_bans) {
+            removed = r.delete_ban(net.trunc()).await.map_err(BanFailure::Shared)?;
+        }
+        Ok(self.bans.unban(net) || removed)
+    }
+}
+
+/// Why a ban or unban did not take effect everywhere.
+#[derive(Debug, thiserror::Error)]
+pub enum BanFailure {
+    /// The local list refused it.
+    #[error(transparent)]
+    Local(crate::ip_filter::bans::BanError),
+    /// Redis could not be written; a ban holds on this gateway only.
+    #[error("the shared ban store could not be written: {0}")]
+    Shared(redis::StoreError),
 }
 
 /// What a counter is kept per.
@@ -136,16 +203,77 @@ struct LimitPolicy {
     kind: AlgorithmKind,
     rate: Rate,
     key: KeyBy,
+    store: StoreKind,
+    /// Route id, or `*` for a global limit.
+    scope: Arc<str>,
+    /// Index in its list (the memory counter key).
+    index: u16,
     /// `"name";q=limit;w=seconds`.
     policy: String,
     name: String,
 }
 
-/// A route's validated limits.
+/// The traffic settings shared by every route: global limits and the
+/// Redis store.
+#[derive(Debug, Default)]
+pub struct TrafficPolicy {
+    global: Vec<Arc<LimitPolicy>>,
+    /// Whether the policy has a `[redis]` section (valid or not).
+    pub redis_configured: bool,
+    /// The `[redis]` store, if the policy has one.
+    pub redis: Option<Arc<RedisStore>>,
+}
+
+impl TrafficPolicy {
+    /// Stands in for a policy that failed validation, so that routes can
+    /// still be checked (and report their own problems).
+    pub fn invalid(redis_configured: bool) -> Self {
+        Self {
+            redis_configured,
+            ..Self::default()
+        }
+    }
+
+    /// Validates `[redis]` and the top-level `[[rate_limit]]`.
+    pub fn from_config(
+        redis: Option<&RedisConfig>,
+        global: &[RateLimitConfig],
+        limits: &Limits,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let has_redis = redis.is_some();
+        let redis = match redis.map(RedisPolicy::from_config) {
+            None => None,
+            Some(Ok(p)) => limits.redis_for(p, metrics),
+            Some(Err(p)) => {
+                problems.extend(p);
+                None
+            }
+        };
+        let mut traffic = Self {
+            global: Vec::new(),
+            redis_configured: has_redis,
+            redis,
+        };
+        match parse_limits("rate_limit", "*", global, has_redis) {
+            Ok(g) => traffic.global = g.into_iter().map(Arc::new).collect(),
+            Err(p) => problems.extend(p),
+        }
+        if problems.is_empty() {
+            Ok(traffic)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// A route's validated limits (global ones first).
 #[derive(Debug, Default)]
 pub struct RouteLimits {
-    limits: Vec<LimitPolicy>,
+    limits: Vec<Arc<LimitPolicy>>,
     policy_header: Option<HeaderValue>,
+    redis: Option<Arc<RedisStore>>,
 }
 
 /// A refusal: when to come back, and the headers that say why.
@@ -159,92 +287,142 @@ pub struct RateLimited {
     pub limit: String,
 }
 
+/// Why a request was not admitted.
+#[derive(Debug)]
+pub enum AdmitError {
+    /// A limit is used up: 429.
+    Limited(RateLimited),
+    /// A limit's Redis store cannot answer and its policy is `deny`: 503.
+    StoreDown,
+}
+
 fn secs_ceil(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Validates a list of limits at `prefix[j]` for `scope`.
+fn parse_limits(
+    prefix: &str,
+    scope: &str,
+    cfgs: &[RateLimitConfig],
+    has_redis: bool,
+) -> Result<Vec<LimitPolicy>, Vec<ConfigProblem>> {
+    let mut problems = Vec::new();
+    let mut limits = Vec::new();
+    let scope: Arc<str> = Arc::from(scope);
+    for (j, c) in cfgs.iter().enumerate() {
+        let at = |k: &str| format!("{prefix}[{j}].{k}");
+        if c.limit == 0 {
+            problems.push(ConfigProblem::error(at("limit"), "must be at least 1"));
+        }
+        if c.per.is_zero() {
+            problems.push(ConfigProblem::error(at("per"), "must be more than 0"));
+        }
+        if c.burst > 0 && !matches!(c.algorithm, AlgorithmKind::TokenBucket | AlgorithmKind::Gcra) {
+            problems.push(ConfigProblem::error(
+                at("burst"),
+                "only token_bucket and gcra have a burst",
+            ));
+        }
+        if c.algorithm == AlgorithmKind::SlidingWindowLog && c.limit > 10_000 {
+            problems.push(ConfigProblem::error(
+                at("limit"),
+                "sliding_window_log keeps one timestamp per request: use sliding_window_counter above 10000",
+            ));
+        }
+        if c.store == StoreKind::Redis && !has_redis {
+            problems.push(ConfigProblem::error(
+                at("store"),
+                "`redis` needs a [redis] section with the server's url",
+            ));
+        }
+        let key = match c.key.as_str() {
+            "client_ip" => Some(KeyBy::ClientIp),
+            "route" => Some(KeyBy::Route),
+            k => match k
+                .strip_prefix("header:")
+                .map(|h| HeaderName::from_bytes(h.as_bytes()))
+            {
+                Some(Ok(h)) => Some(KeyBy::Header(h)),
+                _ => {
+                    problems.push(ConfigProblem::error(
+                        at("key"),
+                        format!(
+                            "`{k}`: use client_ip, route or header:<name> (subject, client id and API \
+                             key arrive with authentication)"
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
+        let name = c.name.clone().unwrap_or_else(|| {
+            if j == 0 && &*scope != "*" {
+                "default".into()
+            } else if &*scope == "*" {
+                format!("global-{j}")
+            } else {
+                format!("limit-{j}")
+            }
+        });
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || name.is_empty()
+        {
+            problems.push(ConfigProblem::error(
+                at("name"),
+                "letters, digits, '-', '_' and '.' only",
+            ));
+        }
+        if let Some(key) = key {
+            let policy = format!("\"{name}\";q={};w={}", c.limit, secs_ceil(c.per));
+            limits.push(LimitPolicy {
+                kind: c.algorithm,
+                rate: Rate {
+                    limit: c.limit.max(1),
+                    per: c.per,
+                    burst: c.burst,
+                },
+                key,
+                store: c.store,
+                scope: scope.clone(),
+                index: u16::try_from(j).unwrap_or(u16::MAX),
+                policy,
+                name,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(limits)
+    } else {
+        Err(problems)
+    }
 }
 
 // === impl RouteLimits ===
 
 impl RouteLimits {
-    /// Validates `routes[i].rate_limit`.
-    pub fn from_config(i: usize, cfgs: &[RateLimitConfig]) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = Vec::new();
-        let mut limits = Vec::new();
-        for (j, c) in cfgs.iter().enumerate() {
-            let at = |k: &str| format!("routes[{i}].rate_limit[{j}].{k}");
-            if c.limit == 0 {
-                problems.push(ConfigProblem::error(at("limit"), "must be at least 1"));
-            }
-            if c.per.is_zero() {
-                problems.push(ConfigProblem::error(at("per"), "must be more than 0"));
-            }
-            if c.burst > 0 && !matches!(c.algorithm, AlgorithmKind::TokenBucket | AlgorithmKind::Gcra) {
-                problems.push(ConfigProblem::error(
-                    at("burst"),
-                    "only token_bucket and gcra have a burst",
-                ));
-            }
-            if c.algorithm == AlgorithmKind::SlidingWindowLog && c.limit > 10_000 {
-                problems.push(ConfigProblem::error(
-                    at("limit"),
-                    "sliding_window_log keeps one timestamp per request: use sliding_window_counter above 10000",
-                ));
-            }
-            let key = match c.key.as_str() {
-                "client_ip" => Some(KeyBy::ClientIp),
-                "route" => Some(KeyBy::Route),
-                k => match k
-                    .strip_prefix("header:")
-                    .map(|h| HeaderName::from_bytes(h.as_bytes()))
-                {
-                    Some(Ok(h)) => Some(KeyBy::Header(h)),
-                    _ => {
-                        problems.push(ConfigProblem::error(
-                            at("key"),
-                            format!(
-                                "`{k}`: use client_ip, route or header:<name> (subject, client id and API \
-                                 key arrive with authentication)"
-                            ),
-                        ));
-                        None
-                    }
-                },
-            };
-            let name = c.name.clone().unwrap_or_else(|| {
-                if j == 0 {
-                    "default".into()
-                } else {
-                    format!("limit-{j}")
-                }
-            });
-            if !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                || name.is_empty()
-            {
-                problems.push(ConfigProblem::error(
-                    at("name"),
-                    "letters, digits, '-', '_' and '.' only",
-                ));
-            }
-            if let Some(key) = key {
-                let policy = format!("\"{name}\";q={};w={}", c.limit, secs_ceil(c.per));
-                limits.push(LimitPolicy {
-                    kind: c.algorithm,
-                    rate: Rate {
-                        limit: c.limit.max(1),
-                        per: c.per,
-                        burst: c.burst,
-                    },
-                    key,
-                    policy,
-                    name,
-                });
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+    /// Validates `routes[i].rate_limit` for route `id`, after the global
+    /// limits of `traffic`.
+    pub fn from_config(
+        i: usize,
+        id: &str,
+        cfgs: &[RateLimitConfig],
+        traffic: &TrafficPolicy,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let own = parse_limits(
+            &format!("routes[{i}].rate_limit"),
+            id,
+            cfgs,
+            traffic.redis_configured,
+        )?;
+        let limits: Vec<Arc<LimitPolicy>> = traffic
+            .global
+            .iter()
+            .cloned()
+            .chain(own.into_iter().map(Arc::new))
+            .collect();
         let policy_header = (!limits.is_empty())
             .then(|| {
                 limits
@@ -257,6 +435,7 @@ impl RouteLimits {
         Ok(Self {
             limits,
             policy_header,
+            redis: traffic.redis.clone(),
         })
     }
 
@@ -267,27 +446,56 @@ impl RouteLimits {
 
     /// Counts one request against every limit of the route. On success,
     /// the `RateLimit-Policy` and `RateLimit` values for the response.
-    pub fn admit(
+    pub async fn admit(
         &self,
         store: &Limits,
-        route: &Arc<str>,
+        metrics: &Metrics,
         client: std::net::IpAddr,
         headers: &HeaderMap,
         now: Duration,
-    ) -> Result<Option<(HeaderValue, HeaderValue)>, RateLimited> {
+    ) -> Result<Option<(HeaderValue, HeaderValue)>, AdmitError> {
         let Some(policy) = &self.policy_header else {
             return Ok(None);
         };
         // The limit closest to refusing is the one the RateLimit header shows.
         let mut tightest: Option<(u32, Duration, &str)> = None;
-        for (j, l) in self.limits.iter().enumerate() {
+        for l in &self.limits {
             let value: Box<str> = match &l.key {
                 KeyBy::ClientIp => client.to_string().into(),
                 KeyBy::Route => "".into(),
                 KeyBy::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("").into(),
             };
-            let key = (route.clone(), u16::try_from(j).unwrap_or(u16::MAX), value);
-            match store.store.decide(&AnyAlgorithm(l.kind), &l.rate, &key, now) {
+            let local = |value: Box<str>| {
+                let key = (l.scope.clone(), l.index, value);
+                store.store.decide(&AnyAlgorithm(l.kind), &l.rate, &key, now)
+            };
+            let decision = match (l.store, &self.redis) {
+                (StoreKind::Redis, Some(r)) => {
+                    let key = r.counter_key(l.kind, &l.scope, &l.name, &value);
+                    match r.decide(l.kind, &l.rate, &key).await {
+                        Ok(d) => d,
+                        Err(_) => {
+                            let on_failure = r.policy().on_failure;
+                            let label = match on_failure {
+                                FailurePolicy::Deny => "deny",
+                                FailurePolicy::Allow => "allow",
+                                FailurePolicy::Local => "local",
+                            };
+                            metrics
+                                .rate_limit_fallbacks
+                                .get_or_create(&crate::metrics::FallbackLabels { on_failure: label })
+                                .inc();
+                            match on_failure {
+                                FailurePolicy::Deny => return Err(AdmitError::StoreDown),
+                                FailurePolicy::Allow => continue,
+                                FailurePolicy::Local => local(value),
+                            }
+                        }
+                    }
+                }
+                _ => local(value),
+            };
+            match decision {
                 Decision::Allow { remaining, reset } => {
                     if tightest.is_none_or(|(r, _, _)| remaining < r) {
                         tightest = Some((remaining, reset, &l.name));
@@ -295,14 +503,14 @@ impl RouteLimits {
                 }
                 Decision::Deny { retry_after, reset } => {
                     let state = format!("\"{}\";r=0;t={}", l.name, secs_ceil(reset.max(retry_after)));
-                    return Err(RateLimited {
+                    return Err(AdmitError::Limited(RateLimited {
                         retry_after,
                         headers: (
                             policy.clone(),
                             HeaderValue::from_str(&state).unwrap_or_else(|_| policy.clone()),
                         ),
                         limit: l.name.clone(),
-                    });
+                    }));
                 }
             }
         }

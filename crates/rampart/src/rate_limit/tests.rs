@@ -365,3 +365,36 @@ mod memory_store {
         assert_eq!(admitted.load(Ordering::SeqCst), 100);
     }
 }
+
+mod redis_policy {
+    use super::super::config::RedisConfig;
+    use super::super::redis::RedisPolicy;
+    use std::time::Duration;
+
+    fn cfg(url: &str) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            timeout: Duration::from_millis(50),
+            on_failure: Default::default(),
+            key_prefix: "rampart".into(),
+            share_bans: false,
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let bad = RedisPolicy::from_config(&cfg("redis://:hunter2-redis@127.0.0.1:notaport")).unwrap_err();
+        let shown = format!("{bad:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let ok = RedisPolicy::from_config(&cfg("redis://:hunter2-redis@127.0.0.1:6380/2")).unwrap();
+        assert_eq!(ok.endpoint, "127.0.0.1:6380");
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn only_tcp_redis_urls_are_accepted() {
+        assert!(RedisPolicy::from_config(&cfg("unix:///tmp/redis.sock")).is_err());
+        assert!(RedisPolicy::from_config(&cfg("http://127.0.0.1:6379")).is_err());
+        assert!(RedisPolicy::from_config(&cfg("redis://127.0.0.1")).is_ok());
+    }
+}

@@ -71,6 +71,7 @@ impl Router {
     pub fn from_config(
         routes: &[RouteConfig],
         upstream_index: impl Fn(&str) -> Option<usize>,
+        traffic: &crate::rate_limit::TrafficPolicy,
     ) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let mut specs = Vec::with_capacity(routes.len());
@@ -100,6 +101,12 @@ impl Router {
                 if idem.ttl.is_zero() {
                     problems.push(ConfigProblem::error(at("idempotency.ttl"), "must be more than 0"));
                 }
+                if idem.store == crate::rate_limit::config::StoreKind::Redis && !traffic.redis_configured {
+                    problems.push(ConfigProblem::error(
+                        at("idempotency.store"),
+                        "`redis` needs a [redis] section with the server's url",
+                    ));
+                }
                 if idem.max_body == 0 {
                     problems.push(ConfigProblem::error(
                         at("idempotency.max_body"),
@@ -116,7 +123,7 @@ impl Router {
             let ip = crate::ip_filter::RouteIpPolicy::from_config(i, &r.ip_filter)
                 .map_err(|p| problems.extend(p))
                 .ok();
-            let limits = crate::rate_limit::RouteLimits::from_config(i, &r.rate_limit)
+            let limits = crate::rate_limit::RouteLimits::from_config(i, &r.id, &r.rate_limit, traffic)
                 .map_err(|p| problems.extend(p))
                 .ok();
             let upstream = upstream_index(&r.upstream);

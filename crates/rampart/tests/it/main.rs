@@ -12,6 +12,7 @@ mod listener;
 mod logs;
 mod proxy;
 mod rate_limit;
+mod redis;
 mod reload;
 mod respond;
 mod routing;

@@ -126,3 +126,30 @@ async fn the_gateway_wide_ceiling_sheds_load() {
     assert_eq!(slow.await.unwrap(), 200);
     assert_eq!(c.get("/v1/accounts").await.status, 200);
 }
+
+/// Top-level `[[rate_limit]]` limits count a client across every route,
+/// before each route's own limits.
+#[tokio::test]
+async fn global_limits_count_across_routes() {
+    let h = Harness::start(&format!(
+        "{}\n[[rate_limit]]\nname = \"per-client\"\nalgorithm = \"sliding_window_counter\"\nlimit = 3\nper = \"1h\"\n",
+        limited("name = \"burst\"\nlimit = 10\nper = \"1m\"")
+    ))
+    .await;
+    let c = h.client();
+    let r = c.get("/v1/accounts").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"per-client\";q=3;w=3600, \"burst\";q=10;w=60")
+    );
+    assert!(r.header("ratelimit").unwrap().starts_with("\"per-client\";r=2;"));
+    assert_eq!(c.get("/v1/accounts/acc-1").await.status, 200);
+    assert_eq!(c.get("/status/200").await.status, 200);
+    let r = c.get("/v1/accounts/acc-2").await;
+    assert_eq!(r.status, 429);
+    assert!(r.header("ratelimit").unwrap().starts_with("\"per-client\";r=0;"));
+    // Another client has its own global counter.
+    let other = Client::from_address(&h.pki.ca_cert_pem, h.addr(), "127.0.0.2".parse().unwrap());
+    assert_eq!(other.get("/v1/accounts/acc-2").await.status, 200);
+}

@@ -117,10 +117,14 @@ pub async fn start(
             )),
         ),
         (
-            "Payments are limited to 5 a minute per client: the sixth gets 429 with Retry-After and RateLimit headers",
+            "Payments are limited to 5 a minute per client: five go through, the sixth gets 429 with Retry-After and RateLimit headers",
             format!(
-                "for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST -H 'content-type: application/json' -d '{{}}' {gateway_url}/v1/payments; done; echo"
+                "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" -d '{{}}' {gateway_url}/v1/payments; done; echo; curl -i --cacert {ca} -X POST -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' -d '{{}}' {gateway_url}/v1/payments"
             ),
+        ),
+        (
+            "A partner's daily quota: RateLimit-Policy and RateLimit on every answer",
+            curl(&format!("-i -H 'X-Partner-Id: fintech-42' {gateway_url}/v1/accounts")),
         ),
         ("An undeclared path: 404 problem+json, no server software named", curl(&format!("-i {gateway_url}/internal/admin"))),
         ("A wrong method: 405 with Allow", curl(&format!("-i -X DELETE {gateway_url}/v1/accounts"))),

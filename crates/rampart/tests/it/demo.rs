@@ -69,6 +69,54 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         assert!(!everything.contains(word), "{word} in {everything}");
     }
 
+    // The payment limit: five pass the limiter, the sixth is 429 with its
+    // headers (the demo's printed loop does the same).
+    for i in 1..=5 {
+        let key = format!("demo-limit-{i}");
+        let r = c
+            .send(
+                http::Method::POST,
+                "/v1/payments",
+                &[("content-type", "application/json"), ("idempotency-key", &key)],
+                "{}".to_string(),
+            )
+            .await;
+        assert_ne!(r.status, 429, "payment {i}: {}", r.text());
+    }
+    let r = c
+        .send(
+            http::Method::POST,
+            "/v1/payments",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "demo-limit-6"),
+            ],
+            "{}".to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.header("ratelimit").unwrap().starts_with("\"payments\";r=0;t="));
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"per-client\";q=120;w=60, \"payments\";q=5;w=60")
+    );
+    let r = c
+        .send(
+            http::Method::GET,
+            "/v1/accounts",
+            &[("x-partner-id", "fintech-42")],
+            String::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("ratelimit-policy")
+        .unwrap()
+        .contains("\"partner-daily\";q=1000;w=86400"));
+    let examples = info["examples"].to_string();
+    assert!(examples.contains("the sixth gets 429"), "{examples}");
+
     let r = c.get("/v1/debug/fail").await;
     assert_eq!(r.status, 500);
     assert!(!r.text().contains("PaymentService"), "{}", r.text());

@@ -8,6 +8,7 @@
 //! `ARCHITECTURE.md` at the repository root is the map.
 
 pub mod admin;
+pub mod authn;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,175 @@
+//! Who is calling, once authentication succeeded.
+//!
+//! Threat answered: an identity forged elsewhere in the code. A
+//! [`Principal`] has only private fields and a constructor visible inside
+//! `authn`, so no other module (authz, upstream, a plugin) can make or alter
+//! one; they can only read it. How it fails: it cannot; building one is the
+//! last step of a successful verification.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// The token's confirmation (`cnf`) claim: what the token is bound to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 9449 `jkt`: thumbprint of the DPoP key.
+    pub jkt: Option<String>,
+    /// RFC 8705 `x5t#S256`: thumbprint of the client certificate.
+    pub x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// Whether the token is sender-constrained at all.
+    pub fn is_bound(&self) -> bool {
+        self.jkt.is_some() || self.x5t_s256.is_some()
+    }
+}
+
+/// An authenticated caller. Readable everywhere, constructible only in
+/// `authn`.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    issuer: Arc<str>,
+    subject: Option<String>,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    roles: Vec<String>,
+    acr: Option<String>,
+    amr: Vec<String>,
+    auth_time: Option<i64>,
+    cnf: Confirmation,
+    token_id: Option<String>,
+    expires_at: i64,
+    extra: Map<String, Value>,
+}
+
+/// Claims taken out of `extra` because they have their own field or are
+/// checked by verification.
+const REGISTERED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "azp",
+    "scope",
+    "scp",
+    "roles",
+    "acr",
+    "amr",
+    "auth_time",
+    "cnf",
+];
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
+        Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Principal {
+    /// Builds a principal from verified claims. `expires_at` is the checked
+    /// `exp`.
+    pub(in crate::authn) fn from_claims(
+        issuer: Arc<str>,
+        mut claims: Map<String, Value>,
+        expires_at: i64,
+    ) -> Self {
+        let s = |c: &Map<String, Value>, k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
+        let scopes = match claims.get("scope") {
+            Some(v) => strings(Some(v)),
+            None => strings(claims.get("scp")),
+        };
+        let cnf = match claims.get("cnf").and_then(Value::as_object) {
+            Some(c) => Confirmation {
+                jkt: s(c, "jkt"),
+                x5t_s256: s(c, "x5t#S256"),
+            },
+            None => Confirmation::default(),
+        };
+        let principal_parts = (
+            s(&claims, "sub"),
+            s(&claims, "client_id").or_else(|| s(&claims, "azp")),
+            strings(claims.get("roles")),
+            s(&claims, "acr"),
+            strings(claims.get("amr")),
+            claims.get("auth_time").and_then(Value::as_i64),
+            s(&claims, "jti"),
+        );
+        claims.retain(|k, _| !REGISTERED.contains(&k.as_str()));
+        let (subject, client_id, roles, acr, amr, auth_time, token_id) = principal_parts;
+        Self {
+            issuer,
+            subject,
+            client_id,
+            scopes,
+            roles,
+            acr,
+            amr,
+            auth_time,
+            cnf,
+            token_id,
+            expires_at,
+            extra: claims,
+        }
+    }
+
+    /// Name of the configured issuer that vouched for this principal.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    /// `sub`.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+    /// `client_id` (or `azp`).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+    /// Scopes from `scope` (space-separated) or `scp` (array or string).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+    /// `roles`.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+    /// `acr`.
+    pub fn acr(&self) -> Option<&str> {
+        self.acr.as_deref()
+    }
+    /// `amr`.
+    pub fn amr(&self) -> &[String] {
+        &self.amr
+    }
+    /// `auth_time` (Unix seconds).
+    pub fn auth_time(&self) -> Option<i64> {
+        self.auth_time
+    }
+    /// `cnf`: what the token is bound to.
+    pub fn cnf(&self) -> &Confirmation {
+        &self.cnf
+    }
+    /// `jti`, for revocation checks.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
+    }
+    /// `exp` (Unix seconds).
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+    /// Every other claim, for later phases.
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.extra
+    }
+}

@@ -17,6 +17,7 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
     RSA_PSS_SHA256,
 };
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Map, Value};
 
@@ -33,6 +34,16 @@ pub enum SignError {
     /// Key generation, import or signing failed.
     #[error("{0}")]
     Crypto(String),
+}
+
+/// 128 random bits, base64url (for `jti`). Empty only if the system RNG
+/// fails, which a verifier refuses as a malformed `jti`.
+pub fn random_id() -> String {
+    let mut b = [0u8; 16];
+    match aws_lc_rs::rand::fill(&mut b) {
+        Ok(()) => b64url(&b),
+        Err(_) => String::new(),
+    }
 }
 
 enum Inner {
@@ -137,6 +148,65 @@ impl SigningKey {
             key.kid = kid.to_owned();
         }
         Ok(key)
+    }
+
+    /// The private key as PKCS#8 PEM (every key type; the only export for
+    /// RSA keys).
+    pub fn to_pkcs8_pem(&self) -> Result<String, SignError> {
+        use aws_lc_rs::encoding::AsDer;
+        let der = match &self.inner {
+            Inner::Ec { pkcs8, .. } | Inner::Ed { pkcs8, .. } => pkcs8.clone(),
+            Inner::Rsa(pair) => {
+                let d: aws_lc_rs::encoding::Pkcs8V1Der<'static> = pair.as_der().map_err(crypto("RSA key"))?;
+                d.as_ref().to_vec()
+            }
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END PRIVATE KEY-----\n");
+        Ok(out)
+    }
+
+    /// Imports a PKCS#8 PEM private key for `alg` (ES256, EdDSA, PS256, RS256).
+    pub fn from_pkcs8_pem(pem: &str, alg: Algorithm) -> Result<Self, SignError> {
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(crypto("PKCS#8 PEM"))?;
+        let der = der.secret_pkcs8_der().to_vec();
+        let inner = match alg {
+            Algorithm::ES256 => Inner::Ec {
+                pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(crypto("EC key"))?,
+                pkcs8: der,
+            },
+            Algorithm::EdDSA => Inner::Ed {
+                pair: Ed25519KeyPair::from_pkcs8(&der).map_err(crypto("Ed25519 key"))?,
+                pkcs8: der,
+            },
+            Algorithm::PS256 | Algorithm::RS256 => {
+                Inner::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(crypto("RSA key"))?)
+            }
+            other => return Err(SignError::Unsupported(other)),
+        };
+        Self::finish(alg, inner)
+    }
+
+    /// Loads a key file written by `rampart keys gen`: a private JWK (EC
+    /// P-256, Ed25519) or a PKCS#8 PEM (any type; `alg` says which, default
+    /// PS256 for RSA).
+    pub fn load(text: &str, alg: Option<Algorithm>) -> Result<Self, SignError> {
+        if text.trim_start().starts_with("-----BEGIN") {
+            return Self::from_pkcs8_pem(text, alg.unwrap_or(Algorithm::PS256));
+        }
+        let v: Value = serde_json::from_str(text).map_err(crypto("private JWK"))?;
+        let jwk = v
+            .as_object()
+            .ok_or_else(|| SignError::Crypto("private JWK is not a JSON object".into()))?;
+        Self::from_private_jwk(jwk)
     }
 
     /// The JOSE algorithm.
@@ -274,9 +344,7 @@ impl SigningKey {
         iat: i64,
         nonce: Option<&str>,
     ) -> Result<String, SignError> {
-        let mut jti = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut jti).map_err(crypto("random"))?;
-        let mut claims = json!({"jti": b64url(&jti), "htm": method, "htu": url, "iat": iat});
+        let mut claims = json!({"jti": random_id(), "htm": method, "htu": url, "iat": iat});
         if let Some(t) = access_token {
             claims["ath"] = Value::String(access_token_hash(t));
         }

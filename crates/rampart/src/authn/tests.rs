@@ -1404,3 +1404,30 @@ fn clients_see_only_the_class() {
     let n = AuthnError::DpopNonce.www_authenticate(Scheme::Dpop);
     assert!(n.to_str().unwrap().contains("error=\"use_dpop_nonce\""));
 }
+
+// ---------------------------------------------------------------- signing keys
+
+#[tokio::test]
+async fn exported_keys_load_back_and_sign_for_the_same_jwks() {
+    for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::PS256] {
+        let key = SigningKey::generate(alg).unwrap();
+        let text = match key.private_jwk() {
+            Ok(jwk) => Value::Object(jwk).to_string(),
+            Err(_) => key.to_pkcs8_pem().unwrap(),
+        };
+        let loaded = SigningKey::load(&text, Some(alg)).unwrap();
+        assert_eq!(loaded.thumbprint(), key.thumbprint(), "{alg:?}");
+        assert_eq!(loaded.kid(), key.kid());
+        // A token from the reloaded key verifies against the original JWKS.
+        let f = file_issuer(&[&key], "");
+        assert!(
+            f.issuer.verify(&loaded.mint(&claims()).unwrap()).await.is_ok(),
+            "{alg:?}"
+        );
+        // PKCS#8 PEM works for every type.
+        let pem = SigningKey::from_pkcs8_pem(&key.to_pkcs8_pem().unwrap(), alg).unwrap();
+        assert_eq!(pem.thumbprint(), key.thumbprint());
+    }
+    assert!(SigningKey::load("{\"kty\":\"oct\",\"k\":\"AAAA\"}", None).is_err());
+    assert!(SigningKey::generate(Algorithm::HS256).is_err());
+}

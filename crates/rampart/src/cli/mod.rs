@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `demo`.
+//! The command line: `serve`, `check`, `demo`, the ban commands, and the
+//! developer commands `keys` and `token` ([`dev`]).
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not
 //! start; 2 usage error (wrong flags, missing file argument).
@@ -7,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub mod dev;
 
 use crate::config::{ConfigErrors, Severity};
 
@@ -74,6 +77,18 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Signing keys (and, later, API keys).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: dev::KeysCommand,
+    },
+    /// Test tokens and DPoP proofs.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: dev::TokenCommand,
+    },
     /// Start a sample bank API, the gateway in front of it (HTTPS with a
     /// generated test CA) and the admin listener; write DIR/demo.json and
     /// print ready-to-paste curl lines. Runs until Ctrl-C.
@@ -131,6 +146,8 @@ pub fn main() -> ExitCode {
                 None,
             )
         }
+        Command::Keys { command } => dev::keys(command),
+        Command::Token { command } => dev::token(command),
         Command::Bans { admin } => admin_command(&admin, http::Method::GET, "/admin/bans", None),
         Command::Serve { config, workers } => with_runtime(workers, async move { serve(config).await }),
         Command::Demo {

@@ -5,8 +5,13 @@
 # HTTP, (b) nginx as a plain TLS reverse proxy, (c) Rampart. Prints req/s,
 # p50/p99 latency and the Rampart/direct and Rampart/nginx ratios.
 #
-# Knobs (environment): DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS LOAD_CPUS
-# WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to 127.0.0.1 only.
+# SCENARIO=limiter instead compares three Rampart instances that differ
+# only in one rate limit on the route: none, in memory, on Redis (a private
+# redis-server). Prints memory/none and redis/memory.
+#
+# Knobs (environment): SCENARIO DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS
+# LOAD_CPUS WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to
+# 127.0.0.1 only.
 set -euo pipefail
 export LC_ALL=C
 
@@ -19,6 +24,8 @@ WRK_THREADS=${WRK_THREADS:-1}
 ROUNDS=${ROUNDS:-3}             # >1: targets run round-robin, medians reported
 BASE_PORT=${BASE_PORT:-18080}   # first port tried; the next free ones are used
 KEEP_TMP=${KEEP_TMP:-0}
+SCENARIO=${SCENARIO:-proxy}     # proxy | limiter
+[[ $SCENARIO == proxy || $SCENARIO == limiter ]] || { echo "bench: SCENARIO must be proxy or limiter" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -150,6 +157,9 @@ command -v wrk >/dev/null || missing+=(wrk)
 for tool in openssl curl taskset awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
+if [[ $SCENARIO == limiter ]] && ! command -v redis-server >/dev/null; then
+    missing+=(redis-server)
+fi
 if ((${#missing[@]} > 0)); then
     [[ $(id -u) == 0 ]] || die "missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root"
     log "installing ${missing[*]} from Debian packages"
@@ -212,6 +222,24 @@ pids+=($!)
 wait_ready "upstream nginx" "${pids[-1]}" "http://127.0.0.1:$UPSTREAM_PORT/v1/accounts" ||
     { cat "$tmp/upstream/"*.log >&2 || true; die "target 'direct (http)' (upstream nginx) failed to start"; }
 
+# start_rampart NAME PORT ADMIN_PORT EXTRA: a Rampart from rampart.toml.in
+# with EXTRA appended to the policy; sets the pid in pids.
+start_rampart() {
+    local name=$1 port=$2 admin=$3 extra=$4 conf=$tmp/rampart-$1.toml
+    render "$here/rampart.toml.in" "$conf" \
+        PORT="$port" ADMIN_PORT="$admin" UPSTREAM_PORT="$UPSTREAM_PORT" CERT="$CERT" KEY="$KEY"
+    printf '%s\n' "$extra" >>"$conf"
+    log "rampart check --config $conf"
+    "$RAMPART_BIN" check --config "$conf" >&2 || die "rampart check rejected the benchmark policy $conf"
+    TOKIO_WORKER_THREADS=$proxy_threads taskset -c "$PROXY_CPUS" \
+        "$RAMPART_BIN" serve --config "$conf" >"$tmp/rampart-$name.log" 2>&1 &
+    pids+=($!)
+    wait_ready "rampart ($name)" "${pids[-1]}" "https://localhost:$port/v1/accounts" \
+        --cacert "$CA" --resolve "localhost:$port:127.0.0.1" ||
+        { cat "$tmp/rampart-$name.log" >&2 || true; die "rampart ($name) failed to start"; }
+}
+
+if [[ $SCENARIO == proxy ]]; then
 # ---------------------------------------------------------------- 5. nginx TLS proxy
 render "$here/nginx-proxy.conf.in" "$tmp/proxy/nginx.conf" \
     WORKERS="$proxy_threads" DIR="$tmp/proxy" PORT="$NGINX_PORT" \
@@ -224,27 +252,54 @@ wait_ready "nginx TLS proxy" "${pids[-1]}" "https://localhost:$NGINX_PORT/v1/acc
     { cat "$tmp/proxy/"*.log >&2 || true; die "target 'nginx (tls)' failed to start"; }
 
 # ---------------------------------------------------------------- 6. Rampart
-render "$here/rampart.toml.in" "$tmp/rampart.toml" \
-    PORT="$RAMPART_PORT" ADMIN_PORT="$ADMIN_PORT" UPSTREAM_PORT="$UPSTREAM_PORT" \
-    CERT="$CERT" KEY="$KEY"
-log "rampart check --config $tmp/rampart.toml"
-"$RAMPART_BIN" check --config "$tmp/rampart.toml" >&2 || die "rampart check rejected the benchmark policy"
-TOKIO_WORKER_THREADS=$proxy_threads taskset -c "$PROXY_CPUS" \
-    "$RAMPART_BIN" serve --config "$tmp/rampart.toml" >"$tmp/rampart.log" 2>&1 &
-pids+=($!)
-wait_ready "rampart" "${pids[-1]}" "https://localhost:$RAMPART_PORT/v1/accounts" \
-    --cacert "$CA" --resolve "localhost:$RAMPART_PORT:127.0.0.1" ||
-    { cat "$tmp/rampart.log" >&2 || true; die "target 'rampart (tls)' failed to start"; }
+start_rampart plain "$RAMPART_PORT" "$ADMIN_PORT" ""
 rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
-
-# ---------------------------------------------------------------- 7. load
-mkdir -p "$OUT_DIR"
-rm -f "$OUT_DIR"/wrk-*.txt "$OUT_DIR/summary.txt"
 names=("direct (http)" "nginx (tls)" "rampart (tls)")
 keys=(direct nginx rampart)
 urls=("http://127.0.0.1:$UPSTREAM_PORT/v1/accounts"
     "https://127.0.0.1:$NGINX_PORT/v1/accounts"
     "https://127.0.0.1:$RAMPART_PORT/v1/accounts")
+else
+# ---------------------------------------------------------------- 5-6. limiter: Redis and three Rampart
+free_port REDIS_PORT
+free_port RAMPART_PORT2
+free_port ADMIN_PORT2
+free_port RAMPART_PORT3
+free_port ADMIN_PORT3
+taskset -c "$LOAD_CPUS" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+    --appendonly no --protected-mode no >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || die "redis-server did not start"
+redis_pid=${pids[-1]}
+# A limit that never refuses (one key: every wrk connection is 127.0.0.1),
+# so the run measures the cost of the decision, not refusals.
+limit='[[routes.rate_limit]]
+algorithm = "token_bucket"
+limit = 1000000000
+per = "1s"'
+start_rampart none "$RAMPART_PORT" "$ADMIN_PORT" ""
+start_rampart memory "$RAMPART_PORT2" "$ADMIN_PORT2" "$limit"
+start_rampart redis "$RAMPART_PORT3" "$ADMIN_PORT3" "$limit
+store = \"redis\"
+
+[redis]
+url = \"redis://127.0.0.1:$REDIS_PORT\"
+on_failure = \"deny\""
+rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
+names=("no limit" "memory limit" "redis limit")
+keys=(none memory redis)
+urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT2/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT3/v1/accounts")
+fi
+
+# ---------------------------------------------------------------- 7. load
+mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR"/wrk-*.txt "$OUT_DIR/summary-$SCENARIO.txt"
 wrk_cmd=(taskset -c "$LOAD_CPUS" wrk --latency "-t$WRK_THREADS" "-c$CONNECTIONS" "-d$DURATION")
 warm_cmd=(taskset -c "$LOAD_CPUS" wrk "-t$WRK_THREADS" "-c$CONNECTIONS" "-d$WARMUP")
 
@@ -268,7 +323,11 @@ cpu_ticks() {
     echo "$sum"
 }
 clk_tck=$(getconf CLK_TCK)
-target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}")
+if [[ $SCENARIO == proxy ]]; then
+    target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}")
+else
+    target_pid=("${pids[2]}" "${pids[3]}" "${pids[4]}")
+fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # median of the arguments (numbers).
@@ -280,6 +339,7 @@ median() {
 failed=()
 declare -A rps p50 p99 cpu_us all_rps all_p50 all_p99 ticks reqs dead
 for k in "${keys[@]}"; do ticks[$k]=0 reqs[$k]=0; done
+redis_ticks=0
 for ((round = 1; round <= ROUNDS; round++)); do
     for i in "${!keys[@]}"; do
         k=${keys[i]} name=${names[i]} url=${urls[i]}
@@ -295,12 +355,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
         ((ROUNDS == 1)) || out=$OUT_DIR/wrk-$k-$round.txt
         log "load $name (round $round/$ROUNDS): ${wrk_cmd[*]} $url"
         t0=$(cpu_ticks "${target_pid[i]}")
+        [[ $k != redis ]] || rt0=$(cpu_ticks "$redis_pid")
         if ! "${wrk_cmd[@]}" "$url" >"$out" 2>&1; then
             failed+=("$name: wrk failed") dead[$k]=1
             cat "$out" >&2
             continue
         fi
         t1=$(cpu_ticks "${target_pid[i]}")
+        [[ $k != redis ]] || redis_ticks=$((redis_ticks + $(cpu_ticks "$redis_pid") - rt0))
         r=$(awk '/^Requests\/sec:/ {print $2}' "$out")
         total=$(awk '/requests in/ {print $1}' "$out")
         non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
@@ -326,7 +388,7 @@ for k in "${keys[@]}"; do
     cpu_us[$k]=$(awk -v d="${ticks[$k]}" -v hz="$clk_tck" -v n="${reqs[$k]}" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
 done
 for i in 0 1 2; do
-    kill -0 "${pids[i]}" 2>/dev/null || failed+=("${names[i]}: the process died during the run")
+    kill -0 "${target_pid[i]}" 2>/dev/null || failed+=("${names[i]}: the process died during the run")
 done
 
 # ---------------------------------------------------------------- 8. report
@@ -348,10 +410,15 @@ report() {
     echo "          wrk and the upstream nginx on CPU(s) $LOAD_CPUS."
     echo "          nginx: worker_processes $proxy_threads; Rampart: TOKIO_WORKER_THREADS=$proxy_threads ($rampart_threads OS threads)"
     if ((ROUNDS > 1)); then
-        echo "rounds:   $ROUNDS, targets interleaved (direct, nginx, rampart, direct, ...); medians below"
+        echo "rounds:   $ROUNDS, targets interleaved (${keys[*]}, ...); medians below"
         for k in "${keys[@]}"; do echo "          $k req/s per round:${all_rps[$k]:-}"; done
     fi
-    echo "tls:      nginx: $(tls_of "$NGINX_PORT"); rampart: $(tls_of "$RAMPART_PORT")"
+    if [[ $SCENARIO == proxy ]]; then
+        echo "tls:      nginx: $(tls_of "$NGINX_PORT"); rampart: $(tls_of "$RAMPART_PORT")"
+    else
+        echo "limiter:  token_bucket per client address (one key), never refusing; redis-server $(redis-server --version | awk '{print $3}') on CPU(s) $LOAD_CPUS"
+        echo "tls:      $(tls_of "$RAMPART_PORT")"
+    fi
     echo "upstream: nginx 'return 200' JSON, ${#BODY} bytes, plain HTTP/1.1 keep-alive"
     echo "loadavg:  $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after (other work on the machine skews absolute numbers)"
     echo
@@ -365,7 +432,20 @@ report() {
         fi
     done
     echo
-    if [[ -n ${rps[rampart]:-} ]]; then
+    if [[ $SCENARIO == limiter ]]; then
+        for pair in "memory none 0.95" "redis memory 0.7" "redis none -"; do
+            read -r a b goal <<<"$pair"
+            [[ -n ${rps[$a]:-} && -n ${rps[$b]:-} ]] || continue
+            awk -v r="${rps[$a]}" -v q="${rps[$b]}" -v x="${p99[$a]}" -v y="${p99[$b]}" -v n="$a/$b" -v g="$goal" \
+                'BEGIN { printf "%-15s throughput %.2f   p99 %.2f", n, r / q, x / y
+                         if (g != "-") printf "   (goal >= %s: %s)", g, (r / q >= g) ? "MET" : "NOT MET"
+                         printf "\n" }'
+        done
+        printf '\nCPU time of the gateway per request (us): none %s, memory %s, redis %s\n' \
+            "${cpu_us[none]:--}" "${cpu_us[memory]:--}" "${cpu_us[redis]:--}"
+        awk -v d="$redis_ticks" -v hz="$clk_tck" -v n="${reqs[redis]}" \
+            'BEGIN { if (n > 0) printf "CPU time of redis-server per request (us): %.1f (on the load core, beside wrk and the upstream)\n", d / hz * 1e6 / n }'
+    elif [[ -n ${rps[rampart]:-} ]]; then
         for ref in direct nginx; do
             [[ -n ${rps[$ref]:-} ]] || continue
             awk -v r="${rps[rampart]}" -v q="${rps[$ref]}" -v a="${p99[rampart]}" -v b="${p99[$ref]}" -v n="$ref" \
@@ -382,7 +462,7 @@ report() {
         fi
     fi
 }
-report | tee "$OUT_DIR/summary.txt"
+report | tee "$OUT_DIR/summary-$SCENARIO.txt"
 
 if ((${#failed[@]} > 0)); then
     echo >&2

@@ -1,8 +1,12 @@
--- Token bucket: micro-tokens and the last refill time in one hash.
+-- Token bucket: "micro-tokens last-refill" in one string (one GET, one SET).
 local M = 1000000
 local capm = cap * M
-local s = redis.call('HMGET', key, 'm', 't')
-local m, last = tonumber(s[1]), tonumber(s[2])
+local s = redis.call('GET', key)
+local m, last
+if s then
+  local sep = string.find(s, ' ', 1, true)
+  m, last = tonumber(string.sub(s, 1, sep - 1)), tonumber(string.sub(s, sep + 1))
+end
 if not m then
   m, last = capm, now
 elseif now > last then
@@ -13,8 +17,7 @@ local function time_for(x) return math.floor(x * per / (limit * M)) end
 if m >= M then
   m = m - M
   local reset = time_for(capm - m)
-  redis.call('HSET', key, 'm', n(m), 't', n(last))
-  redis.call('PEXPIRE', key, ttl_ms(reset))
+  redis.call('SET', key, n(m) .. ' ' .. n(last), 'PX', ttl_ms(reset))
   return {1, math.floor(m / M), reset, 0}
 end
 return {0, 0, time_for(capm - m), time_for(M - m)}

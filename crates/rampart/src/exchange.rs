@@ -108,6 +108,8 @@ pub struct Exchange {
     pub route_id: Option<Arc<str>>,
     /// Path parameters of the matched route, decoded.
     pub params: Vec<(Arc<str>, String)>,
+    /// Who is calling, once authenticated.
+    pub principal: Option<Arc<crate::authn::Principal>>,
     /// `RateLimit-Policy` and `RateLimit` values for the response.
     pub rate_limit: Option<(HeaderValue, HeaderValue)>,
     /// `forwarded`, or the stable code of the refusal.
@@ -149,6 +151,7 @@ impl Exchange {
             host: None,
             route_id: None,
             params: Vec::new(),
+            principal: None,
             rate_limit: None,
             outcome: "forwarded",
             cause: None,

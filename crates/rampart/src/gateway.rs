@@ -18,6 +18,26 @@ use crate::route::{RoutePolicy, Router};
 use crate::telemetry::LoggingConfig;
 use crate::upstream::Upstream;
 
+/// What outlives reloads: rate-limit counters, idempotency records, bans,
+/// the Redis connection, issuers' keys and the DPoP replay cache.
+#[derive(Debug)]
+pub struct ProcessState {
+    /// Traffic state.
+    pub limits: Arc<crate::rate_limit::Limits>,
+    /// Authentication state.
+    pub authn: crate::authn::gate::AuthnState,
+}
+
+impl ProcessState {
+    /// Fresh state for a new process.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            limits: crate::rate_limit::Limits::new(),
+            authn: Default::default(),
+        })
+    }
+}
+
 /// One immutable, validated policy, ready to serve.
 #[derive(Debug)]
 pub struct Gateway {
@@ -46,6 +66,10 @@ pub struct Gateway {
     /// Process-wide traffic state: rate-limit counters, idempotency records
     /// and bans (they outlive reloads).
     pub limits: Arc<crate::rate_limit::Limits>,
+    /// Everything that outlives reloads (handed to the next build).
+    pub state: Arc<ProcessState>,
+    /// Issuers and DPoP checks.
+    pub authn: crate::authn::gate::Authn,
     /// Global limits and the `[redis]` store.
     pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
@@ -61,11 +85,21 @@ impl Gateway {
         loaded: &LoadedConfig,
         clock: SharedClock,
         metrics: Arc<Metrics>,
-        limits: Arc<crate::rate_limit::Limits>,
+        state: Arc<ProcessState>,
         generation: u64,
     ) -> Result<Self, ConfigErrors> {
         let cfg = &loaded.config;
+        let limits = state.limits.clone();
         let mut problems = lint::lint(cfg);
+        problems.extend(crate::authn::gate::Authn::lint(&cfg.issuers));
+        let authn = crate::authn::gate::Authn::from_config(
+            &cfg.issuers,
+            &cfg.dpop,
+            loaded,
+            &state.authn,
+            clock.clone(),
+        )
+        .map_err(|p| problems.extend(p));
 
         let listeners = crate::listener::policies_from_config(cfg, loaded).map_err(|p| problems.extend(p));
         let admin = AdminPolicy::from_config(&cfg.admin, loaded).map_err(|p| problems.extend(p));
@@ -94,7 +128,23 @@ impl Gateway {
             problems.extend(p);
             crate::rate_limit::TrafficPolicy::invalid(cfg.redis.is_some())
         });
-        let router = Router::from_config(&cfg.routes, index, &traffic).map_err(|p| problems.extend(p));
+        let empty_authn;
+        let authn_for_routes = match &authn {
+            Ok(a) => a,
+            Err(()) => {
+                empty_authn = crate::authn::gate::Authn::from_config(
+                    &[],
+                    &Default::default(),
+                    loaded,
+                    &Default::default(),
+                    clock.clone(),
+                )
+                .map_err(|p| loaded.problems(p))?;
+                &empty_authn
+            }
+        };
+        let router = Router::from_config(&cfg.routes, index, &traffic, authn_for_routes)
+            .map_err(|p| problems.extend(p));
         if cfg.routes.is_empty() {
             problems.push(ConfigProblem::warning(
                 "routes",
@@ -115,8 +165,8 @@ impl Gateway {
             ));
         }
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
-        match (listeners, admin, router, respond, ip_filter) {
-            (Ok(listeners), Ok(admin), Ok(router), Ok(respond), Ok(ip_filter))
+        match (listeners, admin, router, respond, ip_filter, authn) {
+            (Ok(listeners), Ok(admin), Ok(router), Ok(respond), Ok(ip_filter), Ok(authn))
                 if !has_errors && upstreams.len() == cfg.upstreams.len() =>
             {
                 Ok(Self {
@@ -135,6 +185,8 @@ impl Gateway {
                     clock,
                     metrics,
                     limits,
+                    state,
+                    authn,
                     traffic,
                     warnings: loaded.problems(problems).problems,
                 })
@@ -146,6 +198,7 @@ impl Gateway {
     /// Starts what runs beside the requests: the Redis probe and the copy
     /// of shared bans. Called once this snapshot serves.
     pub fn start_background(&self) {
+        self.authn.start();
         if let Some(r) = &self.traffic.redis {
             r.start(&self.limits.bans, self.clock.clone());
         }

@@ -5,9 +5,9 @@
 //! listener (accept, TLS, limits)          listener/
 //!   → route      404 / 405 / 400 / 414 / 431   route/
 //!   → ip_filter  403 by client address         ip_filter/ (pre-TLS deny in listener/)
-//!   → rate_limit 429 + Retry-After              rate_limit/
+//!   → authn      401 / 400 + WWW-Authenticate  authn/ (JWT, DPoP, mTLS-bound) → Principal
+//!   → rate_limit 429 + Retry-After              rate_limit/ (keys may be the principal)
 //!   → in-flight  503 + Retry-After (gateway, route, upstream ceilings)
-//!   → authn      (routes say authn = "none" until the authn capability lands)
 //!   → upstream   502 / 504                     upstream/
 //!   → respond    strip leaky headers, scrub upstream 5xx, security headers
 //!   → observe    metrics + one access-log line, for every request
@@ -74,7 +74,7 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
     response
 }
 
-async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<Response<Body>, Reject> {
+async fn run(gw: &Gateway, ex: &mut Exchange, mut req: Request<Incoming>) -> Result<Response<Body>, Reject> {
     let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
     if gw.limits.bans.is_banned(ex.client_ip, gw.clock.monotonic()) {
         return Err(Reject::IpDenied(crate::ip_filter::IpFilterError::Banned(
@@ -82,12 +82,21 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         ))); // 403
     }
     route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
+    if route.authn != AuthnPolicy::None {
+        ex.principal = authenticate(gw, ex, &req, route).await?; // 401 + WWW-Authenticate (400 if malformed)
+        if !route.forward_credentials {
+            // The token was for the gateway; the upstream gets the identity.
+            req.headers_mut().remove(header::AUTHORIZATION);
+            req.headers_mut().remove("dpop");
+        }
+    }
     ex.rate_limit = route
         .limits
         .admit(
             &gw.limits,
             &gw.metrics,
             ex.client_ip,
+            ex.principal.as_deref(),
             req.headers(),
             gw.clock.monotonic(),
         )
@@ -96,9 +105,6 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
             AdmitError::Limited(l) => Reject::RateLimited(l), // 429
             AdmitError::StoreDown => Reject::Overloaded("rate_limit_store"), // 503, on_failure = "deny"
         })?;
-    match route.authn {
-        AuthnPolicy::None => {} // explicit in the policy; linted by `rampart check`
-    }
     let upstream = gw.upstream_of(route).ok_or(Reject::NoRoute)?;
     // In flight until the response headers are ready (503 when full).
     let _permits = [
@@ -125,6 +131,41 @@ async fn run(gw: &Gateway, ex: &mut Exchange, req: Request<Incoming>) -> Result<
         return Ok(gw.respond.finish(resp, route, upstream, ex)); // scrubs 5xx bodies, hides upstream URLs
     };
     idempotent(gw, ex, req, route, upstream, idem).await // 400, 409, 413, 422; replays
+}
+
+/// Runs the route's authentication: the principal, or 401 with challenges.
+async fn authenticate(
+    gw: &Gateway,
+    ex: &Exchange,
+    req: &Request<Incoming>,
+    route: &RoutePolicy,
+) -> Result<Option<Arc<crate::authn::Principal>>, Reject> {
+    let scheme = if ex.conn.tls.is_some() { "https" } else { "http" };
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("");
+    let url = format!("{scheme}://{authority}{}", req.uri().path());
+    let cert = ex
+        .conn
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_chain.first())
+        .map(|c| c.as_ref());
+    gw.authn
+        .authenticate(&route.authn, req.headers(), ex.method.as_str(), &url, cert)
+        .await
+        .map_err(|refusal| {
+            gw.metrics
+                .authn_failures
+                .get_or_create(&crate::metrics::AuthnFailureLabels {
+                    cause: refusal.error.cause(),
+                })
+                .inc();
+            Reject::Unauthenticated(refusal)
+        })
 }
 
 /// An `Idempotency-Key` route: the first request is forwarded and its answer
@@ -156,7 +197,8 @@ async fn idempotent(
         StoreKind::Memory => None,
     };
     let now = gw.clock.monotonic();
-    let begin = idempotency::begin(&gw.limits, redis, &route.id, ex.client_ip, &key, fp, now)
+    let scope = idempotency::client_scope(ex.principal.as_deref(), ex.client_ip);
+    let begin = idempotency::begin(&gw.limits, redis, &route.id, &scope, &key, fp, now)
         .await
         .map_err(|_| Reject::Overloaded("idempotency_store"))?; // 503, on_failure = "deny"
     let claim = match begin {

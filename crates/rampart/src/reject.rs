@@ -37,6 +37,10 @@ pub enum Reject {
     /// The client's address is not allowed on this route.
     #[error("address refused: {0}")]
     IpDenied(#[source] crate::ip_filter::IpFilterError),
+    /// No acceptable credential: missing, invalid, or not bound to this
+    /// sender. The cause is for logs; the client sees the RFC 6750 class.
+    #[error("authentication failed: {} ({})", .0.error.cause(), .0.error)]
+    Unauthenticated(crate::authn::gate::AuthnRefusal),
     /// A rate limit of the route refused the request.
     #[error("rate limited by `{}`", .0.limit)]
     RateLimited(crate::rate_limit::RateLimited),
@@ -104,6 +108,22 @@ impl Reject {
                 "ip-denied",
                 "Access from this network is not allowed",
             ),
+            Reject::Unauthenticated(r) => match r.error.class() {
+                crate::authn::ErrorClass::InvalidRequest => (
+                    S::BAD_REQUEST,
+                    "invalid-request",
+                    "The request's credentials are malformed",
+                ),
+                crate::authn::ErrorClass::NoCredentials => {
+                    (S::UNAUTHORIZED, "unauthenticated", "Authentication is required")
+                }
+                crate::authn::ErrorClass::InvalidDpopProof | crate::authn::ErrorClass::UseDpopNonce => (
+                    S::UNAUTHORIZED,
+                    "invalid-dpop-proof",
+                    "The DPoP proof is not valid",
+                ),
+                _ => (S::UNAUTHORIZED, "invalid-token", "The access token is not valid"),
+            },
             Reject::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Reject::Overloaded(_) => (
                 S::SERVICE_UNAVAILABLE,

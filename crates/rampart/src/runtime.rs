@@ -52,7 +52,7 @@ pub fn check(path: &Path) -> Result<Gateway, ConfigErrors> {
         &loaded,
         SystemClock::shared(),
         Metrics::new(),
-        crate::rate_limit::Limits::new(),
+        crate::gateway::ProcessState::new(),
         1,
     )
 }
@@ -138,7 +138,7 @@ fn build_next(
     old: &Gateway,
 ) -> Result<(Gateway, LoadedConfig), ConfigErrors> {
     let loaded = LoadedConfig::from_file(path)?;
-    let new = Gateway::build(&loaded, clock, metrics, old.limits.clone(), old.generation + 1)?;
+    let new = Gateway::build(&loaded, clock, metrics, old.state.clone(), old.generation + 1)?;
     let mut problems = Vec::new();
     for (i, l) in new.listeners.iter().enumerate() {
         match old.listener(&l.name) {
@@ -221,7 +221,7 @@ pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<
         &loaded,
         clock.clone(),
         metrics.clone(),
-        crate::rate_limit::Limits::new(),
+        crate::gateway::ProcessState::new(),
         1,
     )?;
     for w in &gw.warnings {

@@ -181,7 +181,7 @@ pub enum KeySourcePolicy {
 }
 
 /// An issuer, validated: every field is usable as is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerPolicy {
     /// Name routes refer to.
     pub name: String,

@@ -26,13 +26,19 @@
 //! [`AuthnError`], and the caller answers 401 (400 for a malformed request)
 //! with the generic class only.
 //!
+//! - [`gate`]: what the pipeline calls: the snapshot's issuers
+//!   ([`gate::Authn`]), each route's accepted methods ([`gate::RouteAuthn`]),
+//!   refusals with their challenges; state kept across reloads
+//!   ([`gate::AuthnState`]).
+//!
 //! Not yet: API keys, introspection, revocation, client certificates as
-//! identity, brute-force bans, identity forwarding, pipeline wiring.
+//! identity, brute-force bans.
 
 pub mod config;
 pub mod dpop;
 pub mod error;
 pub mod fetch;
+pub mod gate;
 pub mod jwks;
 pub mod jwt;
 pub mod principal;

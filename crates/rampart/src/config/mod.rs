@@ -58,6 +58,10 @@ pub struct GatewayConfig {
     pub rate_limit: Vec<crate::rate_limit::config::RateLimitConfig>,
     /// `[redis]`: the store shared by a cluster of gateways.
     pub redis: Option<crate::rate_limit::config::RedisConfig>,
+    /// `[[issuers]]`: who may issue access tokens.
+    pub issuers: Vec<crate::authn::IssuerConfig>,
+    /// `[dpop]`: DPoP proof checks.
+    pub dpop: crate::authn::DpopConfig,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

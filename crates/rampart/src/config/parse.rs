@@ -182,6 +182,8 @@ const SECTIONS: &[&str] = &[
     "concurrency",
     "rate_limit",
     "redis",
+    "issuers",
+    "dpop",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -225,6 +227,8 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         concurrency: cx.table("concurrency"),
         rate_limit: cx.array("rate_limit"),
         redis: cx.table("redis"),
+        issuers: cx.array("issuers"),
+        dpop: cx.table("dpop"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -206,7 +206,7 @@ fn damaged_policies_are_reported_never_panic() {
                     &loaded,
                     crate::clock::SystemClock::shared(),
                     crate::metrics::Metrics::new(),
-                    crate::rate_limit::Limits::new(),
+                    crate::gateway::ProcessState::new(),
                     1,
                 )
                 .map(|_| ())

@@ -91,6 +91,15 @@ pub struct Metrics {
     pub redis_errors: Family<RedisErrorLabels, Counter>,
     /// Decisions made by `on_failure` because Redis could not answer, by policy.
     pub rate_limit_fallbacks: Family<FallbackLabels, Counter>,
+    /// Refused authentications, by precise cause.
+    pub authn_failures: Family<AuthnFailureLabels, Counter>,
+}
+
+/// Labels of `rampart_authn_failures_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthnFailureLabels {
+    /// `authn.expired`, `authn.bad_signature`, …
+    pub cause: &'static str,
 }
 
 /// Labels of `rampart_redis_errors_total`.
@@ -137,6 +146,12 @@ impl Metrics {
         let redis_up = Gauge::default();
         let redis_errors = Family::<RedisErrorLabels, Counter>::default();
         let rate_limit_fallbacks = Family::<FallbackLabels, Counter>::default();
+        let authn_failures = Family::<AuthnFailureLabels, Counter>::default();
+        registry.register(
+            "authn_failures",
+            "Refused authentications, by cause (the client only sees the class)",
+            authn_failures.clone(),
+        );
         registry.register(
             "redis_up",
             "1 while the [redis] store answers, 0 while limits apply on_failure",
@@ -213,6 +228,7 @@ impl Metrics {
             redis_up,
             redis_errors,
             rate_limit_fallbacks,
+            authn_failures,
         })
     }
 

@@ -25,14 +25,27 @@ pub struct RateLimitConfig {
     #[serde(default)]
     pub burst: u32,
     /// What a counter is kept per: `client_ip` (default), `route` (one
-    /// counter for everyone), or `header:<name>` (the value of a request
-    /// header; requests without it share one counter).
+    /// counter for everyone), `header:<name>` (the value of a request
+    /// header; requests without it share one counter), or, on
+    /// authenticated routes, `subject`, `client_id` or `principal` (the
+    /// subject, else the client id); an unauthenticated request is then
+    /// counted per client address.
     #[serde(default = "default_key")]
     pub key: String,
     /// Where the counters live: `memory` (default; this node only) or
     /// `redis` (shared by every gateway on the `[redis]` server).
     #[serde(default)]
     pub store: StoreKind,
+    /// Apply this limit only to principals of this class (partner tier):
+    /// those whose token claim `tier_claim` equals it. Default: everyone.
+    pub tier: Option<String>,
+    /// The claim holding a principal's class; default `tier`.
+    #[serde(default = "default_tier_claim")]
+    pub tier_claim: String,
+}
+
+fn default_tier_claim() -> String {
+    "tier".into()
 }
 
 fn default_key() -> String {

@@ -6,8 +6,9 @@
 //! the same key and the same request (method, path, body: compared by
 //! SHA-256) gets that response replayed without reaching the upstream; the
 //! same key with a different request gets 422; a duplicate while the first
-//! is still in flight gets 409. Keys are scoped per route and per client
-//! (the client address until authentication lands; then the principal).
+//! is still in flight gets 409. Keys are scoped per route and per client:
+//! the principal on authenticated routes (subject, else client id), the
+//! client address otherwise ([`client_scope`]).
 //! Records live in this process, or with `store = "redis"` on the `[redis]`
 //! server, so a retry that lands on another gateway is still answered from
 //! the record (a claim there lasts at most five minutes if its gateway dies
@@ -47,7 +48,7 @@ pub struct Stored {
     pub body: Bytes,
 }
 
-type Scope = (Arc<str>, IpAddr, Box<str>);
+type Scope = (Arc<str>, Box<str>, Box<str>);
 
 #[derive(Debug)]
 enum Record {
@@ -111,7 +112,7 @@ pub async fn begin(
     limits: &super::Limits,
     redis: Option<&Arc<RedisStore>>,
     route: &Arc<str>,
-    client: IpAddr,
+    client: &str,
     key: &str,
     fingerprint: [u8; 32],
     now: Duration,
@@ -119,7 +120,7 @@ pub async fn begin(
     let Some(r) = redis else {
         return Ok(limits.idempotency.begin(route, client, key, fingerprint, now));
     };
-    let rkey = r.idempotency_key(route, &super::redis::client_scope(client), key);
+    let rkey = r.idempotency_key(route, client, key);
     let marker = super::redis::claim_marker(&fingerprint);
     match r.idempotency_begin(&rkey, &marker).await {
         Ok(None) => Ok(Begin::New(Claim(ClaimIn::Redis {
@@ -148,12 +149,12 @@ impl IdempotencyStore {
     pub fn begin(
         self: &Arc<Self>,
         route: &Arc<str>,
-        client: IpAddr,
+        client: &str,
         key: &str,
         fingerprint: [u8; 32],
         now: Duration,
     ) -> Begin {
-        let scope: Scope = (route.clone(), client, key.into());
+        let scope: Scope = (route.clone(), client.into(), key.into());
         let Ok(mut map) = self.records.lock() else {
             return Begin::Full;
         };
@@ -261,6 +262,15 @@ impl Drop for Claim {
             }
             ClaimIn::Redis { .. } => {}
         }
+    }
+}
+
+/// Whose keys these are: `p:<subject or client id>` for a principal,
+/// `ip:<address>` otherwise.
+pub fn client_scope(principal: Option<&crate::authn::Principal>, client: IpAddr) -> String {
+    match principal.and_then(|p| p.subject().or(p.client_id())) {
+        Some(id) => format!("p:{}|{id}", principal.map(|p| p.issuer()).unwrap_or("")),
+        None => format!("ip:{client}"),
     }
 }
 

@@ -196,6 +196,9 @@ enum KeyBy {
     ClientIp,
     Route,
     Header(HeaderName),
+    Subject,
+    ClientId,
+    Principal,
 }
 
 #[derive(Debug)]
@@ -208,6 +211,8 @@ struct LimitPolicy {
     scope: Arc<str>,
     /// Index in its list (the memory counter key).
     index: u16,
+    /// Only for principals whose `tier_claim` claim is this.
+    tier: Option<(String, String)>,
     /// `"name";q=limit;w=seconds`.
     policy: String,
     name: String,
@@ -339,6 +344,9 @@ fn parse_limits(
         let key = match c.key.as_str() {
             "client_ip" => Some(KeyBy::ClientIp),
             "route" => Some(KeyBy::Route),
+            "subject" => Some(KeyBy::Subject),
+            "client_id" => Some(KeyBy::ClientId),
+            "principal" => Some(KeyBy::Principal),
             k => match k
                 .strip_prefix("header:")
                 .map(|h| HeaderName::from_bytes(h.as_bytes()))
@@ -348,8 +356,7 @@ fn parse_limits(
                     problems.push(ConfigProblem::error(
                         at("key"),
                         format!(
-                            "`{k}`: use client_ip, route or header:<name> (subject, client id and API \
-                             key arrive with authentication)"
+                            "`{k}`: use client_ip, route, header:<name>, subject, client_id or principal"
                         ),
                     ));
                     None
@@ -388,6 +395,7 @@ fn parse_limits(
                 store: c.store,
                 scope: scope.clone(),
                 index: u16::try_from(j).unwrap_or(u16::MAX),
+                tier: c.tier.clone().map(|t| (c.tier_claim.clone(), t)),
                 policy,
                 name,
             });
@@ -451,6 +459,7 @@ impl RouteLimits {
         store: &Limits,
         metrics: &Metrics,
         client: std::net::IpAddr,
+        principal: Option<&crate::authn::Principal>,
         headers: &HeaderMap,
         now: Duration,
     ) -> Result<Option<(HeaderValue, HeaderValue)>, AdmitError> {
@@ -460,10 +469,27 @@ impl RouteLimits {
         // The limit closest to refusing is the one the RateLimit header shows.
         let mut tightest: Option<(u32, Duration, &str)> = None;
         for l in &self.limits {
+            if let Some((claim, tier)) = &l.tier {
+                let theirs = principal
+                    .and_then(|p| p.extra().get(claim))
+                    .and_then(|v| v.as_str());
+                if theirs != Some(tier.as_str()) {
+                    continue;
+                }
+            }
+            let by_principal = |v: Option<&str>| -> Box<str> {
+                match v {
+                    Some(v) => format!("p:{v}").into(),
+                    None => format!("ip:{client}").into(),
+                }
+            };
             let value: Box<str> = match &l.key {
                 KeyBy::ClientIp => client.to_string().into(),
                 KeyBy::Route => "".into(),
                 KeyBy::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("").into(),
+                KeyBy::Subject => by_principal(principal.and_then(|p| p.subject())),
+                KeyBy::ClientId => by_principal(principal.and_then(|p| p.client_id())),
+                KeyBy::Principal => by_principal(principal.and_then(|p| p.subject().or(p.client_id()))),
             };
             let local = |value: Box<str>| {
                 let key = (l.scope.clone(), l.index, value);

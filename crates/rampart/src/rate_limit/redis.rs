@@ -23,7 +23,6 @@
 //! recovery needs nobody. The state is on `/metrics` as `rampart_redis_up`
 //! and `rampart_redis_errors_total`.
 
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -587,9 +586,4 @@ pub fn claim_marker(fingerprint: &[u8; 32]) -> Vec<u8> {
     m.extend_from_slice(fingerprint);
     m.extend_from_slice(&id);
     m
-}
-
-/// The client part of an idempotency scope.
-pub fn client_scope(client: IpAddr) -> String {
-    client.to_string()
 }

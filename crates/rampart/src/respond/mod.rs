@@ -225,6 +225,15 @@ impl Responder {
     pub fn reject(&self, reject: &Reject, ex: &Exchange) -> Response<Body> {
         let class = reject.class();
         let mut resp = self.problem(class.status, class.code, class.title, ex);
+        if let Reject::Unauthenticated(refusal) = reject {
+            let h = resp.headers_mut();
+            for c in &refusal.challenges {
+                h.append(header::WWW_AUTHENTICATE, c.clone());
+            }
+            if let Some(nonce) = &refusal.nonce {
+                h.insert("dpop-nonce", nonce.clone());
+            }
+        }
         if let Reject::Overloaded(_) = reject {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

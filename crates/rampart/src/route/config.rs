@@ -35,6 +35,14 @@ pub struct RouteConfig {
     /// Who may use the route, by client address.
     #[serde(default)]
     pub ip_filter: crate::ip_filter::config::RouteIpFilterConfig,
+    /// Refuse plain bearer tokens: DPoP-bound or certificate-bound only
+    /// (FAPI 2.0). Default false (the issuer may also require it).
+    #[serde(default)]
+    pub sender_constrained: bool,
+    /// Pass `Authorization` and `DPoP` to the upstream. Default false: the
+    /// upstream gets `x-authenticated-*` identity headers instead.
+    #[serde(default)]
+    pub forward_credentials: bool,
     /// Overrides the upstream's `request_timeout` for this route.
     #[serde(default, deserialize_with = "crate::config::duration::deserialize_opt")]
     pub timeout: Option<Duration>,

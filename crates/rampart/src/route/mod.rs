@@ -25,13 +25,7 @@ use crate::config::ConfigProblem;
 use crate::exchange::Exchange;
 use crate::reject::Reject;
 
-/// How a route authenticates. Only `None` exists until the authentication
-/// capability lands; a route must say so explicitly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthnPolicy {
-    /// `authn = "none"`: no authentication, by explicit choice.
-    None,
-}
+pub use crate::authn::gate::RouteAuthn as AuthnPolicy;
 
 /// One validated route.
 #[derive(Debug)]
@@ -42,6 +36,9 @@ pub struct RoutePolicy {
     pub upstream: usize,
     /// How it authenticates.
     pub authn: AuthnPolicy,
+    /// Send `Authorization` and `DPoP` on to the upstream (default: the
+    /// gateway consumes them and forwards the identity instead).
+    pub forward_credentials: bool,
     /// Handling of upstream 5xx bodies.
     pub upstream_errors: UpstreamErrors,
     /// Time allowed for the upstream's response headers, if overridden.
@@ -72,6 +69,7 @@ impl Router {
         routes: &[RouteConfig],
         upstream_index: impl Fn(&str) -> Option<usize>,
         traffic: &crate::rate_limit::TrafficPolicy,
+        authn_policy: &crate::authn::gate::Authn,
     ) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let mut specs = Vec::with_capacity(routes.len());
@@ -142,23 +140,19 @@ impl Router {
                     ));
                     None
                 }
-                Some(AuthnChoice::One(s)) if s == "none" => Some(AuthnPolicy::None),
-                Some(AuthnChoice::One(s)) => {
-                    problems.push(unknown_authn(&at("authn"), s));
-                    None
-                }
-                Some(AuthnChoice::Any(list)) => {
-                    for (j, s) in list.iter().enumerate() {
-                        problems.push(unknown_authn(&format!("routes[{i}].authn[{j}]"), s));
-                    }
-                    if list.is_empty() {
-                        problems.push(ConfigProblem::error(
-                            at("authn"),
-                            "an empty list accepts nobody; write authn = \"none\" to mean no authentication",
-                        ));
-                    }
-                    None
-                }
+                Some(AuthnChoice::One(s)) => authn_policy
+                    .route_policy(
+                        &at("authn"),
+                        std::slice::from_ref(s),
+                        s == "none",
+                        r.sender_constrained,
+                    )
+                    .map_err(|p| problems.extend(p))
+                    .ok(),
+                Some(AuthnChoice::Any(list)) => authn_policy
+                    .route_policy(&at("authn"), list, false, r.sender_constrained)
+                    .map_err(|p| problems.extend(p))
+                    .ok(),
             };
             specs.push(RouteSpec {
                 host: r.host.clone(),
@@ -170,6 +164,7 @@ impl Router {
                     id: Arc::from(r.id.as_str()),
                     upstream,
                     authn,
+                    forward_credentials: r.forward_credentials,
                     upstream_errors: r.upstream_errors,
                     timeout: r.timeout,
                     ip,
@@ -299,14 +294,4 @@ fn effective_host<B>(req: &Request<B>) -> Result<Option<&str>, Reject> {
         }
     }
     Ok(host)
-}
-
-fn unknown_authn(path: &str, method: &str) -> ConfigProblem {
-    ConfigProblem::error(
-        path,
-        format!(
-            "unknown authentication method `{method}`: this build supports only \"none\" \
-             (token, API-key and certificate authentication arrive with the authn capability)"
-        ),
-    )
 }

@@ -515,6 +515,11 @@ const DENY_REQUEST_HEADERS: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    // Identity the gateway asserts: only it may set these.
+    "x-authenticated-subject",
+    "x-authenticated-client-id",
+    "x-authenticated-scopes",
+    "x-authenticated-issuer",
 ];
 
 /// Request headers toward the upstream: hop-by-hop and instruction-like
@@ -590,6 +595,22 @@ fn prepare_headers(
     }
     h.insert(request_id_header.clone(), ex.request_id_value.clone());
     h.insert(crate::respond::X_FAPI_INTERACTION_ID, ex.interaction_id.clone());
+    if let Some(p) = &ex.principal {
+        let scopes = p.scopes().join(" ");
+        for (name, value) in [
+            ("x-authenticated-subject", p.subject()),
+            ("x-authenticated-client-id", p.client_id()),
+            (
+                "x-authenticated-scopes",
+                Some(scopes.as_str()).filter(|s| !s.is_empty()),
+            ),
+            ("x-authenticated-issuer", Some(p.issuer())),
+        ] {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

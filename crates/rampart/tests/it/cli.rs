@@ -178,3 +178,95 @@ fn help_lists_the_commands() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+/// `rampart keys gen`, `token mint` and `token dpop`, as a developer uses
+/// them: a key pair for a test issuer, a DPoP key, a bound token and a
+/// proof that the real gateway accepts (and the token alone it refuses).
+#[tokio::test]
+async fn dev_commands_mint_a_dpop_bound_token_the_gateway_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (idp, client) = (dir.path().join("idp"), dir.path().join("client"));
+    run(&[
+        "keys",
+        "gen",
+        "--alg",
+        "ES256",
+        "--out-dir",
+        idp.to_str().unwrap(),
+    ]);
+    run(&[
+        "keys",
+        "gen",
+        "--alg",
+        "EdDSA",
+        "--out-dir",
+        client.to_str().unwrap(),
+    ]);
+    let jwks = std::fs::read_to_string(idp.join("jwks.json")).unwrap();
+    assert!(!jwks.contains("\"d\""), "the public JWKS holds a private key");
+    let upstream = rampart_testkit::RecordingUpstream::start().await;
+    let policy = format!(
+        "{}\n[[issuers]]\nname = \"dev\"\nissuer = \"https://dev-idp.test\"\naudiences = [\"bank-api\"]\njwks_file = \"jwks.json\"\n\n[[routes]]\nid = \"payments\"\npath = \"/v1/payments\"\nmethods = [\"POST\"]\nupstream = \"backend\"\nauthn = [\"jwt:dev\"]\nsender_constrained = true\n",
+        rampart_testkit::base_policy(&upstream.url())
+    );
+    let h = rampart_testkit::Harness::start_with_files(upstream, &policy, &[("jwks.json", &jwks)]).await;
+    let c = h.client();
+    let url = c.url("/v1/payments");
+    let token = run(&[
+        "token",
+        "mint",
+        "--key",
+        idp.join("private.jwk").to_str().unwrap(),
+        "--iss",
+        "https://dev-idp.test",
+        "--sub",
+        "customer-a",
+        "--aud",
+        "bank-api",
+        "--scope",
+        "payments:write",
+        "--dpop-key",
+        client.join("private.jwk").to_str().unwrap(),
+    ]);
+    let token = token.trim();
+    let proof = run(&[
+        "token",
+        "dpop",
+        "--key",
+        client.join("private.jwk").to_str().unwrap(),
+        "--method",
+        "POST",
+        "--url",
+        &url,
+        "--token",
+        token,
+    ]);
+    let auth = format!("DPoP {token}");
+    let send = |proof: Option<String>| {
+        let (c, auth) = (c.clone(), auth.clone());
+        async move {
+            let mut headers = vec![("authorization", auth.as_str())];
+            let proof = proof.unwrap_or_default();
+            if !proof.is_empty() {
+                headers.push(("dpop", proof.trim()));
+            }
+            c.send(http::Method::POST, "/v1/payments", &headers, "{}").await
+        }
+    };
+    assert_eq!(send(None).await.status, 401, "a bound token without its proof");
+    let r = send(Some(proof)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        h.upstream.requests().last().unwrap().headers["x-authenticated-subject"],
+        "customer-a"
+    );
+}

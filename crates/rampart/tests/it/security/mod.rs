@@ -1,5 +1,6 @@
 //! One file per threat.
 
+mod authn;
 mod header_spoofing;
 mod ip_filter;
 mod path_traversal;

@@ -1,0 +1,368 @@
+//! Authentication as the pipeline runs it: the policy's issuers, each
+//! route's accepted methods, and one call that turns a request into a
+//! [`Principal`] or a refusal with its `WWW-Authenticate` challenges.
+//!
+//! A route lists alternatives (`authn = ["jwt:bank-idp", "jwt:partner-idp"]`,
+//! any of them), each possibly a combination joined by `+` that must all
+//! hold. `authn = "none"` must be written. `sender_constrained = true` on a
+//! route refuses plain bearer tokens (FAPI 2.0).
+//!
+//! Threat answered: calls by nobody, or by someone else (OWASP API2). How it
+//! fails: closed: the first alternative that holds wins; if none does, the
+//! refusal is the one of the credential the client actually presented, as
+//! a generic RFC 6750 class; the precise cause goes to the log only.
+//!
+//! Issuers whose policy did not change keep their keys, refresher and
+//! verdict cache across reloads ([`AuthnState`]), and the DPoP replay cache
+//! outlives every reload, so a reload never reopens a replay window.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderValue};
+
+use super::config::{DpopConfig, DpopPolicy, IssuerConfig, IssuerPolicy, KeySourcePolicy};
+use super::dpop::MemoryReplayCache;
+use super::error::{www_authenticate, ErrorClass};
+use super::{Authenticator, AuthnError, AuthnRequest, DpopVerifier, Issuer, Principal, Scheme};
+use crate::clock::SharedClock;
+use crate::config::{ConfigProblem, LoadedConfig};
+
+/// Authentication state that outlives reloads: issuers (keys, refreshers,
+/// verdict caches) and the DPoP replay cache.
+#[derive(Debug, Default)]
+pub struct AuthnState {
+    issuers: Mutex<HashMap<String, Arc<Issuer>>>,
+    replay: Mutex<Option<Arc<MemoryReplayCache>>>,
+}
+
+/// One method a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A JWT from the issuer at this index of [`Authn::issuers`].
+    Jwt(usize),
+}
+
+/// How a route authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAuthn {
+    /// `authn = "none"`: nobody is asked, by explicit choice.
+    None,
+    /// Any one of the alternatives, each a set of methods that must all
+    /// hold.
+    Any {
+        /// The alternatives, in the order written.
+        alternatives: Vec<Vec<Method>>,
+        /// Refuse plain bearer tokens (DPoP or certificate-bound only).
+        sender_constrained: bool,
+    },
+}
+
+/// A refusal: the cause (for logs), and what the client is told.
+#[derive(Debug)]
+pub struct AuthnRefusal {
+    /// The precise cause (never shown to the client).
+    pub error: AuthnError,
+    /// One `WWW-Authenticate` value per accepted scheme.
+    pub challenges: Vec<HeaderValue>,
+    /// A fresh `DPoP-Nonce`, when nonces are on.
+    pub nonce: Option<HeaderValue>,
+}
+
+/// The authentication part of one policy snapshot.
+#[derive(Debug)]
+pub struct Authn {
+    issuers: Vec<Arc<Issuer>>,
+    /// Issuers built by this snapshot (not reused): started with it.
+    fresh: Vec<Arc<Issuer>>,
+    authenticator: Authenticator,
+}
+
+impl Authn {
+    /// Validates `[[issuers]]` and `[dpop]`, reusing the issuers of `state`
+    /// whose policy is unchanged (a `jwks_file` is always read again).
+    pub fn from_config(
+        issuers: &[IssuerConfig],
+        dpop: &DpopConfig,
+        loaded: &LoadedConfig,
+        state: &AuthnState,
+        clock: SharedClock,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let dpop = DpopPolicy::from_config(dpop, "dpop").map_err(|p| problems.extend(p));
+        let mut built = Vec::new();
+        let mut fresh = Vec::new();
+        let mut cache = state
+            .issuers
+            .lock()
+            .map_err(|_| vec![ConfigProblem::error("issuers", "internal: issuer cache unusable")])?;
+        for (i, c) in issuers.iter().enumerate() {
+            let path = format!("issuers[{i}]");
+            if issuers[..i].iter().any(|o| o.name == c.name) {
+                problems.push(ConfigProblem::error(
+                    format!("{path}.name"),
+                    format!("duplicate issuer name `{}`", c.name),
+                ));
+                continue;
+            }
+            let mut policy = match IssuerPolicy::from_config(c, &path) {
+                Ok(p) => p,
+                Err(p) => {
+                    problems.extend(p);
+                    continue;
+                }
+            };
+            resolve_paths(&mut policy, loaded);
+            let reusable = !matches!(policy.keys, KeySourcePolicy::File(_));
+            if let Some(old) = cache
+                .get(&policy.name)
+                .filter(|o| reusable && *o.policy() == policy)
+            {
+                built.push(old.clone());
+                continue;
+            }
+            match Issuer::from_policy(policy, clock.clone(), &path) {
+                Ok(issuer) => {
+                    let issuer = Arc::new(issuer);
+                    fresh.push(issuer.clone());
+                    built.push(issuer);
+                }
+                Err(p) => problems.extend(p),
+            }
+        }
+        let Ok(dpop) = dpop else {
+            return Err(problems);
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        for issuer in &fresh {
+            cache.insert(issuer.name().to_owned(), issuer.clone());
+        }
+        cache.retain(|name, _| built.iter().any(|b| b.name() == name));
+        let replay = {
+            let mut r = state
+                .replay
+                .lock()
+                .map_err(|_| vec![ConfigProblem::error("dpop", "internal: replay cache unusable")])?;
+            r.get_or_insert_with(|| {
+                Arc::new(MemoryReplayCache::new(dpop.replay_cache_capacity, clock.clone()))
+            })
+            .clone()
+        };
+        Ok(Self {
+            issuers: built,
+            fresh,
+            authenticator: Authenticator::new(DpopVerifier::with_replay_cache(dpop, replay, clock)),
+        })
+    }
+
+    /// Warnings found while validating (insecure but valid choices).
+    pub fn lint(issuers: &[IssuerConfig]) -> Vec<ConfigProblem> {
+        issuers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                IssuerPolicy::from_config(c, &format!("issuers[{i}]"))
+                    .ok()
+                    .map(|p| p.lint(&format!("issuers[{i}]")))
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The issuers, in policy order.
+    pub fn issuers(&self) -> &[Arc<Issuer>] {
+        &self.issuers
+    }
+
+    /// Loads the keys of the issuers this snapshot created and starts their
+    /// refreshers. Needs a Tokio runtime.
+    pub fn start(&self) {
+        for issuer in &self.fresh {
+            let issuer = issuer.clone();
+            tokio::spawn(async move {
+                // The refresher ends by itself when the key source is dropped.
+                drop(issuer.start().await);
+            });
+        }
+    }
+
+    /// Validates a route's `authn` (`"none"`, or a list of alternatives,
+    /// each `jwt:<issuer>` or a `+`-joined combination).
+    pub fn route_policy(
+        &self,
+        path: &str,
+        choice: &[String],
+        none: bool,
+        sender_constrained: bool,
+    ) -> Result<RouteAuthn, Vec<ConfigProblem>> {
+        if none {
+            if sender_constrained {
+                return Err(vec![ConfigProblem::error(
+                    path.replace(".authn", ".sender_constrained"),
+                    "needs token authentication, not authn = \"none\"",
+                )]);
+            }
+            return Ok(RouteAuthn::None);
+        }
+        let mut problems = Vec::new();
+        let mut alternatives = Vec::new();
+        if choice.is_empty() {
+            problems.push(ConfigProblem::error(
+                path,
+                "an empty list accepts nobody; write authn = \"none\" to mean no authentication",
+            ));
+        }
+        let at = |j: usize| {
+            if choice.len() == 1 {
+                path.to_owned()
+            } else {
+                format!("{path}[{j}]")
+            }
+        };
+        for (j, alt) in choice.iter().enumerate() {
+            let mut methods = Vec::new();
+            for part in alt.split('+').map(str::trim) {
+                match part.split_once(':') {
+                    Some(("jwt", name)) => match self.issuers.iter().position(|i| i.name() == name) {
+                        Some(k) => methods.push(Method::Jwt(k)),
+                        None => problems.push(ConfigProblem::error(
+                            at(j),
+                            format!("no issuer named `{name}` in [[issuers]]"),
+                        )),
+                    },
+                    _ if part == "jwt" && self.issuers.len() == 1 => methods.push(Method::Jwt(0)),
+                    _ => problems.push(ConfigProblem::error(
+                        at(j),
+                        format!(
+                            "`{part}`: use \"none\", or \"jwt:<issuer name>\" (\"jwt\" alone when there \
+                             is one issuer); API keys and client certificates as identity are not \
+                             available yet"
+                        ),
+                    )),
+                }
+            }
+            if methods.iter().filter(|m| matches!(m, Method::Jwt(_))).count() > 1 {
+                problems.push(ConfigProblem::error(
+                    at(j),
+                    "one request carries one token: combine jwt with other methods, not with another jwt",
+                ));
+            }
+            alternatives.push(methods);
+        }
+        if problems.is_empty() {
+            Ok(RouteAuthn::Any {
+                alternatives,
+                sender_constrained,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Authenticates a request on a route whose policy is `route`.
+    /// `url` is the URL the client addressed (for DPoP `htu`).
+    pub async fn authenticate(
+        &self,
+        route: &RouteAuthn,
+        headers: &HeaderMap,
+        method: &str,
+        url: &str,
+        client_cert_der: Option<&[u8]>,
+    ) -> Result<Option<Arc<Principal>>, AuthnRefusal> {
+        let RouteAuthn::Any {
+            alternatives,
+            sender_constrained,
+        } = route
+        else {
+            return Ok(None);
+        };
+        let req = AuthnRequest {
+            headers,
+            method,
+            url,
+            client_cert_der,
+            require_sender_constrained: *sender_constrained,
+        };
+        // The refusal to report: the first alternative's, unless a later
+        // one got further (a credential it recognised).
+        let mut refusal: Option<AuthnError> = None;
+        for alt in alternatives {
+            let mut principal = None;
+            let mut failed = None;
+            for m in alt {
+                match m {
+                    Method::Jwt(k) => {
+                        let Some(issuer) = self.issuers.get(*k) else {
+                            failed = Some(AuthnError::KeysUnavailable);
+                            break;
+                        };
+                        match self.authenticator.authenticate(issuer, &req).await {
+                            Ok(a) => principal = Some(a.principal),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            match (failed, principal) {
+                (None, Some(p)) => return Ok(Some(p)),
+                (Some(e), _) => {
+                    let better = match &refusal {
+                        None => true,
+                        // A token from another issuer is "wrong issuer" for
+                        // this one; prefer any other, more telling cause.
+                        Some(AuthnError::WrongIssuer | AuthnError::UnknownKid) => {
+                            !matches!(e, AuthnError::WrongIssuer | AuthnError::UnknownKid)
+                        }
+                        Some(_) => false,
+                    };
+                    if better {
+                        refusal = Some(e);
+                    }
+                }
+                (None, None) => refusal = refusal.or(Some(AuthnError::MissingCredentials)),
+            }
+        }
+        let error = refusal.unwrap_or(AuthnError::MissingCredentials);
+        Err(self.refusal(error))
+    }
+
+    /// The challenges and nonce for a refusal.
+    fn refusal(&self, error: AuthnError) -> AuthnRefusal {
+        let class = error.class();
+        let dpop = self.authenticator.dpop();
+        let (bearer_class, dpop_class) = match class {
+            ErrorClass::InvalidDpopProof | ErrorClass::UseDpopNonce => (ErrorClass::NoCredentials, class),
+            _ => (class, class),
+        };
+        let challenges = vec![
+            www_authenticate(Scheme::Bearer, bearer_class, None),
+            www_authenticate(Scheme::Dpop, dpop_class, Some(dpop.algs_param())),
+        ];
+        let nonce = dpop
+            .nonces()
+            .and_then(|n| HeaderValue::from_str(&n.current()).ok());
+        AuthnRefusal {
+            error,
+            challenges,
+            nonce,
+        }
+    }
+}
+
+/// Makes the policy's file paths relative to the policy file.
+fn resolve_paths(policy: &mut IssuerPolicy, loaded: &LoadedConfig) {
+    match &mut policy.keys {
+        KeySourcePolicy::File(f) => *f = loaded.resolve(f),
+        KeySourcePolicy::Url { ca_file, .. } | KeySourcePolicy::Discovery { ca_file } => {
+            if let Some(ca) = ca_file {
+                *ca = loaded.resolve(ca);
+            }
+        }
+        KeySourcePolicy::None => {}
+    }
+}

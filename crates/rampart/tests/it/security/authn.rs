@@ -1,0 +1,536 @@
+//! Token attacks against a route that needs a JWT, through the real
+//! gateway: each answers 401 (400 for a malformed request) with
+//! problem+json and `WWW-Authenticate` challenges that never say which
+//! check failed; none reaches the upstream. The precise cause is counted on
+//! `/metrics` (`rampart_authn_failures_total{cause}`) for operators.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::Method;
+use jsonwebtoken::Algorithm;
+use rampart::authn::sign::SigningKey;
+use rampart_testkit::{admin_request, Alpn, Client, Harness, RecordingUpstream, TestResponse};
+use rustls_pki_types::pem::PemObject;
+use serde_json::{json, Value};
+
+const ISS: &str = "https://idp.bank.test";
+const AUD: &str = "https://api.bank.test";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A gateway whose `/v1/accounts` needs a token from `bank-idp` (keys in a
+/// JWKS file), `/v1/payments` a sender-constrained one, and whose
+/// listener asks for (but does not require) a client certificate.
+struct Idp {
+    h: Harness,
+    key: SigningKey,
+}
+
+async fn start(extra_route: &str) -> Idp {
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let jwks = key.jwks().to_string();
+    let upstream = RecordingUpstream::start().await;
+    let policy = format!(
+        r#"{base}
+[[issuers]]
+name = "bank-idp"
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+jwks_file = "jwks.json"
+
+[[routes]]
+id = "accounts-list"
+path = "/v1/accounts"
+methods = ["GET"]
+upstream = "backend"
+authn = ["jwt:bank-idp"]
+
+[[routes]]
+id = "payment-create"
+path = "/v1/payments"
+methods = ["POST"]
+upstream = "backend"
+authn = ["jwt:bank-idp"]
+sender_constrained = true
+{extra_route}
+"#,
+        base = rampart_testkit::base_policy(&upstream.url()).replace(
+            "key = \"server.key\"\n",
+            "key = \"server.key\"\nclient_auth = \"optional\"\nclient_ca = \"ca.pem\"\n",
+        ),
+    );
+    let h = Harness::start_with_files(upstream, &policy, &[("jwks.json", &jwks)]).await;
+    Idp { h, key }
+}
+
+fn claims() -> Value {
+    json!({
+        "iss": ISS, "aud": AUD, "sub": "customer-a", "client_id": "fintech-42",
+        "scope": "accounts:read", "iat": now(), "exp": now() + 300,
+    })
+}
+
+async fn call(c: &Client, method: Method, path: &str, headers: &[(&str, &str)]) -> TestResponse {
+    c.send(method, path, headers, String::new()).await
+}
+
+async fn get_with(c: &Client, token: &str) -> TestResponse {
+    let auth = format!("Bearer {token}");
+    call(c, Method::GET, "/v1/accounts", &[("authorization", &auth)]).await
+}
+
+/// 401, problem+json, both challenges, nothing about the cause.
+fn assert_refused(r: &TestResponse, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    let challenges: Vec<_> = r
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.starts_with("Bearer realm=\"rampart\"")),
+        "{what}: {challenges:?}"
+    );
+    assert!(
+        challenges.iter().any(|c| c.starts_with("DPoP algs=")),
+        "{what}: {challenges:?}"
+    );
+    // (The DPoP challenge lists the accepted algorithms: `algs="…"`.)
+    let everything = format!("{challenges:?}{}", r.text())
+        .to_lowercase()
+        .replace("dpop algs=", "dpop ");
+    for leak in ["expired", "signature", "kid", "audience", "issuer", "alg", "jku"] {
+        assert!(
+            !everything.contains(leak),
+            "{what}: `{leak}` told to the client: {everything}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_is_accepted_and_the_upstream_gets_the_identity_not_the_token() {
+    let idp = start("").await;
+    let c = idp.h.client();
+    let token = idp.key.mint(&claims()).unwrap();
+    let r = get_with(&c, &token).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = idp.h.upstream.requests();
+    let last = seen.last().unwrap();
+    assert!(
+        last.headers.get("authorization").is_none(),
+        "the token went upstream"
+    );
+    assert_eq!(last.headers["x-authenticated-subject"], "customer-a");
+    assert_eq!(last.headers["x-authenticated-client-id"], "fintech-42");
+    assert_eq!(last.headers["x-authenticated-scopes"], "accounts:read");
+    // A client cannot assert an identity itself.
+    let r = call(
+        &c,
+        Method::GET,
+        "/v1/accounts",
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-authenticated-subject", "customer-b"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let last = idp.h.upstream.requests().pop().unwrap();
+    assert_eq!(last.headers["x-authenticated-subject"], "customer-a");
+}
+
+#[tokio::test]
+async fn no_token_is_401_with_bare_challenges() {
+    let idp = start("").await;
+    let r = idp.h.client().get("/v1/accounts").await;
+    assert_refused(&r, "no token");
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/unauthenticated");
+    assert!(!r
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .any(|v| v.to_str().unwrap().contains("error=")));
+    assert_eq!(idp.h.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn forged_altered_and_stale_tokens_are_refused() {
+    let idp = start("").await;
+    let c = idp.h.client();
+    let good = idp.key.mint(&claims()).unwrap();
+    let (head, rest) = good.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    let header = |h: Value| b64(h.to_string().as_bytes());
+    let kid = idp.key.kid().to_string();
+    let with = |k: &str, v: Value| {
+        let mut c = claims();
+        c[k] = v;
+        idp.key.mint(&c).unwrap()
+    };
+    let mut without_exp = claims();
+    without_exp.as_object_mut().unwrap().remove("exp");
+    let pubkey = serde_json::to_string(&idp.key.public_jwk()).unwrap();
+    let hs = {
+        // RS/HS confusion: the public key as an HMAC secret.
+        let input = format!(
+            "{}.{}",
+            header(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid})),
+            b64(claims().to_string().as_bytes())
+        );
+        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, pubkey.as_bytes());
+        format!(
+            "{input}.{}",
+            b64(aws_lc_rs::hmac::sign(&k, input.as_bytes()).as_ref())
+        )
+    };
+    let mut jku_header = serde_json::Map::new();
+    jku_header.insert("kid".into(), json!(kid));
+    jku_header.insert("jku".into(), json!("https://attacker.example/jwks.json"));
+    let mut x5u_header = serde_json::Map::new();
+    x5u_header.insert("kid".into(), json!(kid));
+    x5u_header.insert("x5u".into(), json!("https://attacker.example/cert.pem"));
+    let mut kid_traversal = serde_json::Map::new();
+    kid_traversal.insert("kid".into(), json!("../../../../etc/passwd"));
+    let mut kid_sql = serde_json::Map::new();
+    kid_sql.insert("kid".into(), json!("x' UNION SELECT 'secret' --"));
+    let other_key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!("{}.{payload}.", header(json!({"alg": "none", "kid": kid}))),
+        ),
+        (
+            "alg none, signature kept",
+            format!("{}.{payload}.{sig}", header(json!({"alg": "none", "kid": kid}))),
+        ),
+        ("HS256 with the public key as secret", hs),
+        (
+            "jku pointing elsewhere",
+            idp.key.sign(jku_header, &claims()).unwrap(),
+        ),
+        (
+            "x5u pointing elsewhere",
+            idp.key.sign(x5u_header, &claims()).unwrap(),
+        ),
+        (
+            "kid path traversal",
+            idp.key.sign(kid_traversal, &claims()).unwrap(),
+        ),
+        ("kid SQL injection", idp.key.sign(kid_sql, &claims()).unwrap()),
+        ("signed by another key under our kid", {
+            let mut h = serde_json::Map::new();
+            h.insert("kid".into(), json!(kid));
+            other_key.sign(h, &claims()).unwrap()
+        }),
+        ("signature stripped", format!("{head}.{payload}.")),
+        (
+            "signature truncated",
+            format!("{head}.{payload}.{}", &sig[..sig.len() / 2]),
+        ),
+        (
+            "payload altered",
+            format!(
+                "{head}.{}.{sig}",
+                with("sub", json!("customer-b")).split('.').nth(1).unwrap()
+            ),
+        ),
+        ("expired", with("exp", json!(now() - 60))),
+        ("not yet valid", with("nbf", json!(now() + 3600))),
+        ("issued in the future", with("iat", json!(now() + 3600))),
+        ("wrong issuer", with("iss", json!("https://evil.example"))),
+        (
+            "wrong audience",
+            with("aud", json!("https://other-api.bank.test")),
+        ),
+        ("no exp", idp.key.mint(&without_exp).unwrap()),
+    ];
+    for (what, token) in &cases {
+        let r = get_with(&c, token).await;
+        assert_refused(&r, what);
+        assert_eq!(
+            r.json()["type"],
+            "https://rampart.dev/problems/invalid-token",
+            "{what}"
+        );
+    }
+    assert_eq!(idp.h.upstream.count(), 0, "an attack reached the upstream");
+    // Operators see the causes.
+    let m = admin_request(Method::GET, &idp.h.admin_url("/metrics"), None)
+        .await
+        .text();
+    for cause in [
+        "authn.expired",
+        "authn.bad_signature",
+        "authn.wrong_audience",
+        "authn.alg_none",
+    ] {
+        assert!(
+            m.contains(&format!("cause=\"{cause}\"")),
+            "{cause} not counted:\n{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_or_body_is_not_a_credential() {
+    let idp = start("").await;
+    let c = idp.h.client();
+    let token = idp.key.mint(&claims()).unwrap();
+    let r = c.get(&format!("/v1/accounts?access_token={token}")).await;
+    assert_refused(&r, "token in the query");
+    let r = c
+        .send(
+            Method::POST,
+            "/v1/payments",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            format!("access_token={token}"),
+        )
+        .await;
+    assert_refused(&r, "token in the body");
+    // Malformed Authorization: 400 invalid_request.
+    let r = call(
+        &c,
+        Method::GET,
+        "/v1/accounts",
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_request"));
+}
+
+/// A DPoP-bound token, its proof key, and helpers to make proofs.
+struct Bound {
+    token: String,
+    proof_key: SigningKey,
+}
+
+fn bound(idp: &Idp) -> Bound {
+    let proof_key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let mut c = claims();
+    c["cnf"] = json!({ "jkt": proof_key.thumbprint() });
+    Bound {
+        token: idp.key.mint(&c).unwrap(),
+        proof_key,
+    }
+}
+
+async fn pay(c: &Client, token: &str, proof: Option<&str>, scheme: &str) -> TestResponse {
+    let auth = format!("{scheme} {token}");
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    if let Some(p) = proof {
+        headers.push(("dpop", p));
+    }
+    c.send(Method::POST, "/v1/payments", &headers, "{}").await
+}
+
+#[tokio::test]
+async fn a_dpop_bound_token_needs_a_fresh_proof_for_this_request() {
+    let idp = start("").await;
+    let c = idp.h.client();
+    let b = bound(&idp);
+    let url = c.url("/v1/payments");
+    let proof = |method: &str, url: &str, token: Option<&str>| {
+        b.proof_key.dpop_proof(method, url, token, now(), None).unwrap()
+    };
+    // Accepted with a valid proof.
+    let good = proof("POST", &url, Some(&b.token));
+    let r = pay(&c, &b.token, Some(&good), "DPoP").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(idp
+        .h
+        .upstream
+        .requests()
+        .last()
+        .unwrap()
+        .headers
+        .get("dpop")
+        .is_none());
+    // The same proof again: a replay.
+    let r = pay(&c, &b.token, Some(&good), "DPoP").await;
+    assert_eq!(r.status, 401);
+    assert!(r
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .any(|v| v.to_str().unwrap().contains("invalid_dpop_proof")));
+    assert_eq!(
+        r.json()["type"],
+        "https://rampart.dev/problems/invalid-dpop-proof"
+    );
+    // Without a proof; for another method; another URL; another token.
+    let other = idp.key.mint(&claims()).unwrap();
+    let mut private_jwk_header = serde_json::Map::new();
+    private_jwk_header.insert("typ".into(), json!("dpop+jwt"));
+    private_jwk_header.insert("jwk".into(), Value::Object(b.proof_key.private_jwk().unwrap()));
+    let with_private = b
+        .proof_key
+        .sign(
+            private_jwk_header,
+            &json!({"jti": "x1", "htm": "POST", "htu": url, "iat": now(),
+                    "ath": rampart::authn::dpop::access_token_hash(&b.token)}),
+        )
+        .unwrap();
+    let stranger = SigningKey::generate(Algorithm::ES256).unwrap();
+    for (what, p) in [
+        ("no proof", None),
+        ("htm mismatch", Some(proof("GET", &url, Some(&b.token)))),
+        (
+            "htu mismatch",
+            Some(proof("POST", &c.url("/v1/accounts"), Some(&b.token))),
+        ),
+        ("ath mismatch", Some(proof("POST", &url, Some(&other)))),
+        (
+            "cnf mismatch (proof by another key)",
+            Some(
+                stranger
+                    .dpop_proof("POST", &url, Some(&b.token), now(), None)
+                    .unwrap(),
+            ),
+        ),
+        ("private key in the proof jwk", Some(with_private)),
+        (
+            "stale proof",
+            Some(
+                b.proof_key
+                    .dpop_proof("POST", &url, Some(&b.token), now() - 3600, None)
+                    .unwrap(),
+            ),
+        ),
+    ] {
+        let r = pay(&c, &b.token, p.as_deref(), "DPoP").await;
+        assert_eq!(r.status, 401, "{what}: {}", r.text());
+    }
+    // The bound token presented as a plain bearer token.
+    let r = pay(&c, &b.token, None, "Bearer").await;
+    assert_refused(&r, "bound token as bearer");
+    assert_eq!(idp.h.upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn a_plain_bearer_token_is_refused_where_the_route_requires_sender_constraint() {
+    let idp = start("").await;
+    let c = idp.h.client();
+    let token = idp.key.mint(&claims()).unwrap();
+    assert_eq!(get_with(&c, &token).await.status, 200, "the token itself is fine");
+    let r = pay(&c, &token, None, "Bearer").await;
+    assert_refused(&r, "bearer on a sender-constrained route");
+    assert_eq!(idp.h.upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn a_certificate_bound_token_needs_its_client_certificate() {
+    let idp = start("").await;
+    let pki = &idp.h.pki;
+    let cert_der = rustls_pki_types::CertificateDer::from_pem_slice(pki.client_cert_pem.as_bytes()).unwrap();
+    let mut c = claims();
+    c["cnf"] = json!({ "x5t#S256": rampart::authn::thumbprint::x5t_s256(cert_der.as_ref()) });
+    let token = idp.key.mint(&c).unwrap();
+    let with_cert = Client::with_identity(
+        &pki.ca_cert_pem,
+        idp.h.addr(),
+        Alpn::Http1,
+        &pki.client_cert_pem,
+        &pki.client_key_pem,
+    );
+    // With the certificate: accepted, also on the sender-constrained route.
+    assert_eq!(get_with(&with_cert, &token).await.status, 200);
+    assert_eq!(pay(&with_cert, &token, None, "Bearer").await.status, 200);
+    // Stolen token, no certificate.
+    let r = get_with(&idp.h.client(), &token).await;
+    assert_refused(&r, "certificate-bound token without the certificate");
+}
+
+/// Limits keyed by the principal count each customer apart, whatever
+/// address they come from; a tier limit applies to its tier only.
+#[tokio::test]
+async fn limits_follow_the_principal_and_its_tier() {
+    let idp = start(
+        r#"
+[[routes]]
+id = "transactions"
+path = "/v1/transactions"
+methods = ["GET"]
+upstream = "backend"
+authn = ["jwt:bank-idp"]
+
+[[routes.rate_limit]]
+name = "per-customer"
+algorithm = "fixed_window"
+limit = 2
+per = "1h"
+key = "subject"
+
+[[routes.rate_limit]]
+name = "bronze"
+algorithm = "fixed_window"
+limit = 1
+per = "1h"
+key = "client_id"
+tier = "bronze"
+"#,
+    )
+    .await;
+    let token = |sub: &str, tier: &str| {
+        let mut c = claims();
+        c["sub"] = json!(sub);
+        c["tier"] = json!(tier);
+        idp.key.mint(&c).unwrap()
+    };
+    let (a, b, bronze) = (
+        token("customer-a", "gold"),
+        token("customer-b", "gold"),
+        token("customer-c", "bronze"),
+    );
+    let here = idp.h.client();
+    let elsewhere = Client::from_address(&idp.h.pki.ca_cert_pem, idp.h.addr(), "127.0.0.3".parse().unwrap());
+    let get = |c: &Client, t: &str| {
+        let (c, auth) = (c.clone(), format!("Bearer {t}"));
+        async move {
+            c.send(
+                Method::GET,
+                "/v1/transactions",
+                &[("authorization", auth.as_str())],
+                "",
+            )
+            .await
+        }
+    };
+    assert_eq!(get(&here, &a).await.status, 200);
+    assert_eq!(
+        get(&elsewhere, &a).await.status,
+        200,
+        "same customer, another address"
+    );
+    let r = get(&here, &a).await;
+    assert_eq!(r.status, 429);
+    assert!(r.header("ratelimit").unwrap().starts_with("\"per-customer\";r=0"));
+    assert_eq!(
+        get(&here, &b).await.status,
+        200,
+        "another customer has their own counter"
+    );
+    // The bronze tier's own, tighter limit.
+    assert_eq!(get(&here, &bronze).await.status, 200);
+    let r = get(&here, &bronze).await;
+    assert_eq!(r.status, 429);
+    assert!(r.header("ratelimit").unwrap().starts_with("\"bronze\";r=0"));
+}

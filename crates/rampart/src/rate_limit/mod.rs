@@ -64,7 +64,8 @@ pub enum AnyState {
 
 /// Dispatches to the algorithm a limit names. If a reload changed a limit's
 /// algorithm, its keys start afresh.
-struct AnyAlgorithm(AlgorithmKind);
+#[derive(Debug, Clone, Copy)]
+pub struct AnyAlgorithm(pub AlgorithmKind);
 
 impl Algorithm for AnyAlgorithm {
     type State = AnyState;
@@ -101,7 +102,7 @@ impl Algorithm for AnyAlgorithm {
 
 /// A counter's identity: scope (route id, or `*` for global limits), limit
 /// index, key value.
-type CounterKey = (Arc<str>, u16, Box<str>);
+pub type CounterKey = (Arc<str>, u16, Box<str>);
 
 /// The process's traffic state, which outlives reloads: rate-limit
 /// counters, idempotency records, bans, and the Redis connection.

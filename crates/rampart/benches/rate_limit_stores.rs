@@ -32,7 +32,11 @@ const KINDS: [(AlgorithmKind, &str); 5] = [
 /// A limit that admits everything (so both stores do the full write path).
 fn rate(kind: AlgorithmKind) -> Rate {
     Rate {
-        limit: if kind == AlgorithmKind::SlidingWindowLog { 100 } else { 1_000_000_000 },
+        limit: if kind == AlgorithmKind::SlidingWindowLog {
+            100
+        } else {
+            1_000_000_000
+        },
         per: Duration::from_secs(1),
         burst: 0,
     }
@@ -130,7 +134,11 @@ fn redis(c: &mut Criterion) {
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -140,7 +148,10 @@ fn memory_per_key(_c: &mut Criterion) {
     for (kind, name) in [
         (AlgorithmKind::TokenBucket, "token_bucket"),
         (AlgorithmKind::Gcra, "gcra"),
-        (AlgorithmKind::SlidingWindowLog, "sliding_window_log, 10 entries per key"),
+        (
+            AlgorithmKind::SlidingWindowLog,
+            "sliding_window_log, 10 entries per key",
+        ),
     ] {
         let before = rss();
         let store: MemoryStore<CounterKey, AnyState> = MemoryStore::new(1_000_000, 64);
@@ -149,7 +160,11 @@ fn memory_per_key(_c: &mut Criterion) {
             per: Duration::from_secs(3600),
             burst: 0,
         };
-        let per_key: u64 = if kind == AlgorithmKind::SlidingWindowLog { 10 } else { 1 };
+        let per_key: u64 = if kind == AlgorithmKind::SlidingWindowLog {
+            10
+        } else {
+            1
+        };
         for i in 0..1_000_000u32 {
             let k = key(&route, i);
             for j in 0..per_key {

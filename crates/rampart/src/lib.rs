@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod authn;
+pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -37,7 +38,7 @@ pub type Body = http_body_util::Either<upstream::pool::ResponseBody, http_body_u
 
 /// The body of every request the gateway forwards: the client's, streamed,
 /// or an empty one for a bodyless request it may retry.
-pub type ForwardBody = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+pub type ForwardBody = http_body_util::Either<body::RequestBody, http_body_util::Full<bytes::Bytes>>;
 
 /// A boxed error for the few places where causes are heterogeneous.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

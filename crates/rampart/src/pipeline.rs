@@ -25,6 +25,7 @@ use http::{header, Request, Response};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::body::RequestBody;
 use crate::exchange::{ConnInfo, Exchange};
 use crate::gateway::Gateway;
 use crate::metrics::{RequestLabels, UpstreamErrorLabels};
@@ -52,7 +53,7 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
         ex,
         status: None,
     };
-    let response = match run(&gw, &mut obs.ex, req).await {
+    let response = match run(&gw, &mut obs.ex, req.map(RequestBody::new)).await {
         Ok(resp) => resp,
         Err(reject) => {
             let ex = &mut obs.ex;
@@ -74,7 +75,11 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
     response
 }
 
-async fn run(gw: &Gateway, ex: &mut Exchange, mut req: Request<Incoming>) -> Result<Response<Body>, Reject> {
+async fn run(
+    gw: &Gateway,
+    ex: &mut Exchange,
+    mut req: Request<RequestBody>,
+) -> Result<Response<Body>, Reject> {
     let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
     if gw.limits.bans.is_banned(ex.client_ip, gw.clock.monotonic()) {
         return Err(Reject::IpDenied(crate::ip_filter::IpFilterError::Banned(
@@ -137,7 +142,7 @@ async fn run(gw: &Gateway, ex: &mut Exchange, mut req: Request<Incoming>) -> Res
 async fn authenticate(
     gw: &Gateway,
     ex: &Exchange,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     route: &RoutePolicy,
 ) -> Result<Option<Arc<crate::authn::Principal>>, Reject> {
     let scheme = if ex.conn.tls.is_some() { "https" } else { "http" };
@@ -173,7 +178,7 @@ async fn authenticate(
 async fn idempotent(
     gw: &Gateway,
     ex: &mut Exchange,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     route: &RoutePolicy,
     upstream: &Upstream,
     idem: &IdempotencyConfig,

@@ -357,3 +357,12 @@ impl SigningKey {
         self.sign(header, &claims)
     }
 }
+
+/// Seconds since the Unix epoch, for minting (tools and the demo; the
+/// request path reads time through its `Clock`).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

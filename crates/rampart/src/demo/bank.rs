@@ -338,7 +338,7 @@ struct Payment {
 /// `GET /v1/accounts`.
 #[derive(Serialize)]
 struct AccountList<'a> {
-    accounts: &'a [Account],
+    accounts: Vec<&'a Account>,
 }
 
 /// `GET /v1/accounts/{account_id}/balances`.
@@ -560,12 +560,17 @@ impl Bank {
     fn account_and_ledger(
         &self,
         id: Result<Path<String>, PathRejection>,
+        owner: Option<&str>,
     ) -> Result<(&Account, &Ledger), Problem> {
         let unknown = || Problem::not_found("No account with this id.".into());
         let Ok(Path(id)) = id else {
             return Err(unknown());
         };
-        let account = self.account(&id).ok_or_else(unknown)?;
+        // Another customer's account does not exist, as far as they know.
+        let account = self
+            .account(&id)
+            .filter(|a| owner.is_none_or(|o| o == a.customer_id))
+            .ok_or_else(unknown)?;
         let ledger = self.ledgers.get(account.account_id).ok_or_else(unknown)?;
         Ok((account, ledger))
     }
@@ -626,22 +631,43 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-async fn list_accounts(State(bank): State<Arc<Bank>>) -> Response {
+/// The customer the gateway authenticated (`x-authenticated-subject`), if
+/// any: behind Rampart each customer sees only their own accounts.
+fn customer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get("x-authenticated-subject")
+        .and_then(|v| v.to_str().ok())
+}
+
+async fn list_accounts(State(bank): State<Arc<Bank>>, headers: http::HeaderMap) -> Response {
+    let owner = customer(&headers);
     Json(AccountList {
-        accounts: &bank.accounts,
+        accounts: bank
+            .accounts
+            .iter()
+            .filter(|a| owner.is_none_or(|o| o == a.customer_id))
+            .collect(),
     })
     .into_response()
 }
 
-async fn get_account(State(bank): State<Arc<Bank>>, id: Result<Path<String>, PathRejection>) -> Response {
-    match bank.account_and_ledger(id) {
+async fn get_account(
+    State(bank): State<Arc<Bank>>,
+    headers: http::HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    match bank.account_and_ledger(id, customer(&headers)) {
         Ok((account, _)) => Json(account).into_response(),
         Err(problem) => problem.into_response(),
     }
 }
 
-async fn get_balances(State(bank): State<Arc<Bank>>, id: Result<Path<String>, PathRejection>) -> Response {
-    let (account, ledger) = match bank.account_and_ledger(id) {
+async fn get_balances(
+    State(bank): State<Arc<Bank>>,
+    headers: http::HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let (account, ledger) = match bank.account_and_ledger(id, customer(&headers)) {
         Ok(found) => found,
         Err(problem) => return problem.into_response(),
     };
@@ -670,10 +696,11 @@ async fn get_balances(State(bank): State<Arc<Bank>>, id: Result<Path<String>, Pa
 
 async fn list_transactions(
     State(bank): State<Arc<Bank>>,
+    headers: http::HeaderMap,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let (account, ledger) = match bank.account_and_ledger(id) {
+    let (account, ledger) = match bank.account_and_ledger(id, customer(&headers)) {
         Ok(found) => found,
         Err(problem) => return problem.into_response(),
     };

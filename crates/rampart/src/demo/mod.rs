@@ -8,6 +8,7 @@
 //! `demo.json`, and prints `curl` lines. Everything binds to 127.0.0.1.
 
 pub mod bank;
+pub mod idp;
 pub mod pki;
 
 use std::net::SocketAddr;
@@ -17,25 +18,31 @@ use std::time::Duration;
 
 use serde_json::json;
 
-/// The demo policy template, with `@GATEWAY_BIND@`, `@ADMIN_BIND@` and
-/// `@BANK_URL@` placeholders.
+/// The audience the demo's tokens are for.
+pub const AUDIENCE: &str = "https://localhost/demo-bank";
+
+/// The demo policy template, with `@GATEWAY_BIND@`, `@ADMIN_BIND@`,
+/// `@BANK_URL@`, `@IDP_URL@` and `@GATEWAY_AUDIENCE@` placeholders.
 pub const POLICY_TEMPLATE: &str = include_str!("../../../../config/demo/rampart.toml");
 
 /// Renders the demo policy template.
-pub fn render_policy(gateway: SocketAddr, admin: SocketAddr, bank_url: &str) -> String {
+pub fn render_policy(gateway: SocketAddr, admin: SocketAddr, bank_url: &str, idp_url: &str) -> String {
     POLICY_TEMPLATE
         .replace("@GATEWAY_BIND@", &gateway.to_string())
         .replace("@ADMIN_BIND@", &admin.to_string())
         .replace("@BANK_URL@", bank_url)
+        .replace("@IDP_URL@", idp_url)
+        .replace("@GATEWAY_AUDIENCE@", AUDIENCE)
 }
 
 /// Runs the demo until Ctrl-C or SIGTERM.
 pub async fn run(dir: PathBuf, port: u16, admin_port: u16) -> ExitCode {
     match start(&dir, port, admin_port).await {
-        Ok((server, info, bank)) => {
+        Ok((server, info, (bank, idp))) => {
             print_banner(&info);
             server.run_until_signal().await;
             bank.abort();
+            drop(idp);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -55,7 +62,7 @@ pub async fn start(
     (
         crate::runtime::Server,
         serde_json::Value,
-        tokio::task::JoinHandle<()>,
+        (tokio::task::JoinHandle<()>, idp::DemoIdp),
     ),
     String,
 > {
@@ -80,12 +87,17 @@ pub async fn start(
         }
     });
     let bank_url = format!("http://{bank_addr}");
+    let idp = idp::DemoIdp::start(&pki.server_cert_pem, &pki.server_key_pem).await?;
+    let tokens = idp.mint_tokens(&dir, AUDIENCE)?;
 
     let gateway_bind = SocketAddr::from(([127, 0, 0, 1], port));
     let admin_bind = SocketAddr::from(([127, 0, 0, 1], admin_port));
     let policy_path = dir.join("rampart.toml");
-    std::fs::write(&policy_path, render_policy(gateway_bind, admin_bind, &bank_url))
-        .map_err(|e| format!("cannot write {}: {e}", policy_path.display()))?;
+    std::fs::write(
+        &policy_path,
+        render_policy(gateway_bind, admin_bind, &bank_url, &idp.issuer),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", policy_path.display()))?;
     if let Ok(loaded) = crate::config::LoadedConfig::from_file(&policy_path) {
         crate::telemetry::init(&loaded.config.logging);
     }
@@ -103,28 +115,75 @@ pub async fn start(
     let admin_url = format!("http://{admin_addr}");
     let ca = files.ca_cert.display().to_string();
     let curl = |args: &str| format!("curl --cacert {ca} {args}");
+    let tokens_dir = dir.join("tokens");
+    let tok = |name: &str| format!("$(cat {}/{name}.jwt)", tokens_dir.display());
+    let bearer = |name: &str| format!("-H \"Authorization: Bearer {}\"", tok(name));
+    // A fresh DPoP proof for each request, made by this binary.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "rampart".into());
+    let payments_url = format!("{gateway_url}/v1/payments");
+    let dpop = format!(
+        "-H \"Authorization: DPoP {t}\" -H \"DPoP: $({exe} token dpop --key {k} --method POST --url {payments_url} --token {t})\"",
+        t = tok("dpop_bound"),
+        k = tokens_dir.join("dpop_key.jwk").display(),
+    );
+    let payment = "-d '{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{\"amount\":\"125.00\",\"currency\":\"EUR\"},\"creditor\":{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"},\"remittance_information\":\"Invoice 2026-117\"}'";
     let examples = vec![
-        ("List accounts through the gateway", curl(&format!("{gateway_url}/v1/accounts"))),
-        ("Balances of one account", curl(&format!("{gateway_url}/v1/accounts/acc-1001/balances"))),
         (
-            "Transactions, paged",
-            curl(&format!("'{gateway_url}/v1/accounts/acc-1001/transactions?page=2&page_size=5'")),
+            "Customer A's accounts (the demo IdP's token; the bank sees only the identity)",
+            curl(&format!("{} {gateway_url}/v1/accounts", bearer("customer_a"))),
         ),
         (
-            "Initiate a payment (run it twice: the second answer is replayed, idempotent-replayed: true)",
+            "Customer B sees only their own accounts; A's account is 404 for B",
+            format!(
+                "{}; echo; {}",
+                curl(&format!("{} {gateway_url}/v1/accounts", bearer("customer_b"))),
+                curl(&format!("-i {} {gateway_url}/v1/accounts/acc-1001", bearer("customer_b")))
+            ),
+        ),
+        ("No token: 401 with WWW-Authenticate (Bearer and DPoP)", curl(&format!("-i {gateway_url}/v1/accounts"))),
+        (
+            "An expired token, a token for another audience: 401 invalid_token, the cause never told",
+            format!(
+                "{}; echo; {}",
+                curl(&format!("-i {} {gateway_url}/v1/accounts", bearer("expired"))),
+                curl(&format!("-i {} {gateway_url}/v1/accounts", bearer("wrong_audience")))
+            ),
+        ),
+        (
+            "Balances of one account",
+            curl(&format!("{} {gateway_url}/v1/accounts/acc-1001/balances", bearer("customer_a"))),
+        ),
+        (
+            "Transactions, paged",
             curl(&format!(
-                "-i -X POST -H 'content-type: application/json' -H 'Idempotency-Key: demo-payment-1' -d '{{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{{\"amount\":\"125.00\",\"currency\":\"EUR\"}},\"creditor\":{{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"}},\"remittance_information\":\"Invoice 2026-117\"}}' {gateway_url}/v1/payments"
+                "{} '{gateway_url}/v1/accounts/acc-1001/transactions?page=2&page_size=5'",
+                bearer("customer_a")
+            )),
+        ),
+        (
+            "Payments need a sender-constrained token (FAPI 2.0): a plain bearer token is 401",
+            curl(&format!(
+                "-i -X POST {} -H 'content-type: application/json' -H 'Idempotency-Key: demo-payment-0' {payment} {payments_url}",
+                bearer("customer_a")
+            )),
+        ),
+        (
+            "Initiate a payment with the DPoP-bound token and a fresh proof (run it twice: the second answer is replayed, idempotent-replayed: true)",
+            curl(&format!(
+                "-i -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-payment-1' {payment} {payments_url}"
             )),
         ),
         (
             "Payments are limited to 5 a minute per client: five go through, the sixth gets 429 with Retry-After and RateLimit headers",
             format!(
-                "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" -d '{{}}' {gateway_url}/v1/payments; done; echo; curl -i --cacert {ca} -X POST -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' -d '{{}}' {gateway_url}/v1/payments"
+                "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" -d '{{}}' {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' -d '{{}}' {payments_url}"
             ),
         ),
         (
             "A partner's daily quota: RateLimit-Policy and RateLimit on every answer",
-            curl(&format!("-i -H 'X-Partner-Id: fintech-42' {gateway_url}/v1/accounts")),
+            curl(&format!("-i {} -H 'X-Partner-Id: fintech-42' {gateway_url}/v1/accounts", bearer("customer_a"))),
         ),
         ("An undeclared path: 404 problem+json, no server software named", curl(&format!("-i {gateway_url}/internal/admin"))),
         ("A wrong method: 405 with Allow", curl(&format!("-i -X DELETE {gateway_url}/v1/accounts"))),
@@ -148,6 +207,9 @@ pub async fn start(
         "admin_token": token,
         "policy": policy_path.display().to_string(),
         "openapi": "config/demo/bank-openapi.yaml",
+        "issuer": idp.issuer,
+        "audience": AUDIENCE,
+        "tokens": tokens,
         "examples": examples.iter().map(|(what, cmd)| json!({"what": what, "command": cmd})).collect::<Vec<_>>(),
     });
     let json_path = dir.join("demo.json");
@@ -157,7 +219,7 @@ pub async fn start(
     // Give the listeners a moment to be scheduled before printing lines a
     // user may paste at once.
     tokio::time::sleep(Duration::from_millis(10)).await;
-    Ok((server, info, bank))
+    Ok((server, info, (bank, idp)))
 }
 
 fn print_banner(info: &serde_json::Value) {

@@ -130,6 +130,7 @@ fn the_demo_policy_template_renders_to_a_valid_policy() {
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
         "http://127.0.0.1:1",
+        "https://localhost:1",
     );
     let policy = tmp.path().join("rampart.toml");
     std::fs::write(

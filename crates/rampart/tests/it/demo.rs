@@ -54,12 +54,40 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         .unwrap();
     let c = Client::new(&ca, ([127, 0, 0, 1], port).into(), Alpn::Http1);
 
-    let r = c.get("/v1/accounts").await;
+    let token = |name: &str| info["tokens"][name]["token"].as_str().unwrap().to_string();
+    let get = |path: &'static str, name: Option<&str>| {
+        let c = c.clone();
+        let auth = name.map(|n| format!("Bearer {}", token(n)));
+        async move {
+            let mut headers = vec![];
+            if let Some(a) = &auth {
+                headers.push(("authorization", a.as_str()));
+            }
+            c.send(http::Method::GET, path, &headers, "").await
+        }
+    };
+    // Customer A sees their accounts only; B does not see A's.
+    let r = get("/v1/accounts", Some("customer_a")).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let accounts = r.json();
-    assert!(accounts.to_string().contains("acc-1001"), "{accounts}");
+    let accounts = r.json().to_string();
+    assert!(
+        accounts.contains("acc-1001") && !accounts.contains("acc-1003"),
+        "{accounts}"
+    );
     assert!(r.header("server").is_none() && r.header("x-powered-by").is_none());
     assert!(r.header("strict-transport-security").is_some());
+    assert!(get("/v1/accounts", Some("customer_b"))
+        .await
+        .json()
+        .to_string()
+        .contains("acc-1003"));
+    assert_eq!(get("/v1/accounts/acc-1001", Some("customer_b")).await.status, 404);
+    // No token, an expired one, one for another audience: 401.
+    for name in [None, Some("expired"), Some("wrong_audience")] {
+        let r = get("/v1/accounts", name).await;
+        assert_eq!(r.status, 401, "{name:?}");
+        assert!(r.header("www-authenticate").is_some());
+    }
 
     let r = c.get("/internal/admin").await;
     assert_eq!(r.status, 404);
@@ -69,31 +97,54 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         assert!(!everything.contains(word), "{word} in {everything}");
     }
 
-    // The payment limit: five pass the limiter, the sixth is 429 with its
-    // headers (the demo's printed loop does the same).
-    for i in 1..=5 {
-        let key = format!("demo-limit-{i}");
-        let r = c
-            .send(
-                http::Method::POST,
-                "/v1/payments",
-                &[("content-type", "application/json"), ("idempotency-key", &key)],
-                "{}".to_string(),
+    // Payments: a plain bearer token is refused; the DPoP-bound token with
+    // a fresh proof (made with the key demo.json names) passes. Five pass
+    // the limiter, the sixth is 429 with its headers.
+    let bound = &info["tokens"]["dpop_bound"];
+    let jwk: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(bound["key_file"].as_str().unwrap()).unwrap()).unwrap();
+    let proof_key = rampart::authn::sign::SigningKey::from_private_jwk(&jwk).unwrap();
+    let dpop_token = bound["token"].as_str().unwrap();
+    let url = format!("{}/v1/payments", info["gateway_url"].as_str().unwrap());
+    let pay = |key: String, dpop: bool| {
+        let c = c.clone();
+        let auth = if dpop {
+            format!("DPoP {dpop_token}")
+        } else {
+            format!("Bearer {}", token("customer_a"))
+        };
+        let proof = proof_key
+            .dpop_proof(
+                "POST",
+                &url,
+                Some(dpop_token),
+                rampart::authn::sign::unix_now(),
+                None,
             )
-            .await;
-        assert_ne!(r.status, 429, "payment {i}: {}", r.text());
-    }
-    let r = c
-        .send(
-            http::Method::POST,
-            "/v1/payments",
-            &[
+            .unwrap();
+        async move {
+            let mut headers = vec![
                 ("content-type", "application/json"),
-                ("idempotency-key", "demo-limit-6"),
-            ],
-            "{}".to_string(),
-        )
-        .await;
+                ("idempotency-key", key.as_str()),
+                ("authorization", auth.as_str()),
+            ];
+            if dpop {
+                headers.push(("dpop", proof.as_str()));
+            }
+            c.send(http::Method::POST, "/v1/payments", &headers, "{}").await
+        }
+    };
+    assert_eq!(pay("demo-bearer".into(), false).await.status, 401);
+    for i in 1..=5 {
+        let r = pay(format!("demo-limit-{i}"), true).await;
+        assert!(
+            r.status != 429 && r.status != 401,
+            "payment {i}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    let r = pay("demo-limit-6".into(), true).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
     assert!(r.header("ratelimit").unwrap().starts_with("\"payments\";r=0;t="));
@@ -101,12 +152,13 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         r.header("ratelimit-policy"),
         Some("\"per-client\";q=120;w=60, \"payments\";q=5;w=60")
     );
+    let auth = format!("Bearer {}", token("customer_a"));
     let r = c
         .send(
             http::Method::GET,
             "/v1/accounts",
-            &[("x-partner-id", "fintech-42")],
-            String::new(),
+            &[("x-partner-id", "fintech-42"), ("authorization", auth.as_str())],
+            "",
         )
         .await;
     assert_eq!(r.status, 200);

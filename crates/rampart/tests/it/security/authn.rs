@@ -534,3 +534,47 @@ tier = "bronze"
     assert_eq!(r.status, 429);
     assert!(r.header("ratelimit").unwrap().starts_with("\"bronze\";r=0"));
 }
+
+/// A refusal to a request with a body arrives intact over HTTP/2: the
+/// gateway drains the unread body (bounded) rather than resetting the
+/// stream under the answer. curl is the witness: it reports a reset that
+/// overtakes the answer as a stream error (exit 92).
+#[tokio::test]
+async fn a_refused_upload_still_gets_its_answer_over_http2() {
+    let idp = start("").await;
+    let body = idp.h.path("upload.json");
+    std::fs::write(&body, "x".repeat(512 * 1024)).unwrap();
+    let ca = idp.h.path("ca.pem");
+    let url = format!("https://localhost:{}/v1/payments", idp.h.addr().port());
+    let resolve = format!("localhost:{}:127.0.0.1", idp.h.addr().port());
+    for i in 0..10 {
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .args([
+                "--resolve",
+                &resolve,
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", body.display()))
+            .arg(&url)
+            .output()
+            .await
+            .expect("curl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "request {i}: curl failed: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "request {i}");
+    }
+}

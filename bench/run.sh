@@ -8,6 +8,9 @@
 # SCENARIO=limiter instead compares three Rampart instances that differ
 # only in one rate limit on the route: none, in memory, on Redis (a private
 # redis-server). Prints memory/none and redis/memory.
+# SCENARIO=authn compares two that differ only in the route's authn:
+# "none", and a JWT (ES256, one token, so the verdict cache answers after
+# the first request). Prints jwt/none.
 #
 # Knobs (environment): SCENARIO DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS
 # LOAD_CPUS WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to
@@ -24,8 +27,9 @@ WRK_THREADS=${WRK_THREADS:-1}
 ROUNDS=${ROUNDS:-3}             # >1: targets run round-robin, medians reported
 BASE_PORT=${BASE_PORT:-18080}   # first port tried; the next free ones are used
 KEEP_TMP=${KEEP_TMP:-0}
-SCENARIO=${SCENARIO:-proxy}     # proxy | limiter
-[[ $SCENARIO == proxy || $SCENARIO == limiter ]] || { echo "bench: SCENARIO must be proxy or limiter" >&2; exit 2; }
+SCENARIO=${SCENARIO:-proxy}     # proxy | limiter | authn
+[[ $SCENARIO == proxy || $SCENARIO == limiter || $SCENARIO == authn ]] ||
+    { echo "bench: SCENARIO must be proxy, limiter or authn" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -222,12 +226,14 @@ pids+=($!)
 wait_ready "upstream nginx" "${pids[-1]}" "http://127.0.0.1:$UPSTREAM_PORT/v1/accounts" ||
     { cat "$tmp/upstream/"*.log >&2 || true; die "target 'direct (http)' (upstream nginx) failed to start"; }
 
-# start_rampart NAME PORT ADMIN_PORT EXTRA: a Rampart from rampart.toml.in
-# with EXTRA appended to the policy; sets the pid in pids.
+# start_rampart NAME PORT ADMIN_PORT EXTRA [AUTHN]: a Rampart from
+# rampart.toml.in with EXTRA appended to the policy and the route's authn
+# replaced by AUTHN; sets the pid in pids.
 start_rampart() {
-    local name=$1 port=$2 admin=$3 extra=$4 conf=$tmp/rampart-$1.toml
+    local name=$1 port=$2 admin=$3 extra=$4 authn=${5:-} conf=$tmp/rampart-$1.toml
     render "$here/rampart.toml.in" "$conf" \
         PORT="$port" ADMIN_PORT="$admin" UPSTREAM_PORT="$UPSTREAM_PORT" CERT="$CERT" KEY="$KEY"
+    [[ -z $authn ]] || sed -i "s|^authn = \"none\"\$|authn = $authn|" "$conf"
     printf '%s\n' "$extra" >>"$conf"
     log "rampart check --config $conf"
     "$RAMPART_BIN" check --config "$conf" >&2 || die "rampart check rejected the benchmark policy $conf"
@@ -235,7 +241,7 @@ start_rampart() {
         "$RAMPART_BIN" serve --config "$conf" >"$tmp/rampart-$name.log" 2>&1 &
     pids+=($!)
     wait_ready "rampart ($name)" "${pids[-1]}" "https://localhost:$port/v1/accounts" \
-        --cacert "$CA" --resolve "localhost:$port:127.0.0.1" ||
+        --cacert "$CA" --resolve "localhost:$port:127.0.0.1" ${AUTH_HEADER:+-H "$AUTH_HEADER"} ||
         { cat "$tmp/rampart-$name.log" >&2 || true; die "rampart ($name) failed to start"; }
 }
 
@@ -259,6 +265,26 @@ keys=(direct nginx rampart)
 urls=("http://127.0.0.1:$UPSTREAM_PORT/v1/accounts"
     "https://127.0.0.1:$NGINX_PORT/v1/accounts"
     "https://127.0.0.1:$RAMPART_PORT/v1/accounts")
+elif [[ $SCENARIO == authn ]]; then
+# ---------------------------------------------------------------- 5-6. authn: an issuer key, a token, two Rampart
+"$RAMPART_BIN" keys gen --alg ES256 --out-dir "$tmp/idp" >/dev/null || die "rampart keys gen failed"
+TOKEN=$("$RAMPART_BIN" token mint --key "$tmp/idp/private.jwk" --iss https://idp.bench --sub customer-a \
+    --aud bench-api --scope accounts:read --ttl 2h) || die "rampart token mint failed"
+AUTH_HEADER="Authorization: Bearer $TOKEN"
+free_port RAMPART_PORT2
+free_port ADMIN_PORT2
+start_rampart none "$RAMPART_PORT" "$ADMIN_PORT" ""
+start_rampart jwt "$RAMPART_PORT2" "$ADMIN_PORT2" "
+[[issuers]]
+name = \"bench-idp\"
+issuer = \"https://idp.bench\"
+audiences = [\"bench-api\"]
+jwks_file = \"$tmp/idp/jwks.json\"" '["jwt:bench-idp"]'
+rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
+names=("authn none" "authn jwt")
+keys=(none jwt)
+urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT2/v1/accounts")
 else
 # ---------------------------------------------------------------- 5-6. limiter: Redis and three Rampart
 free_port REDIS_PORT
@@ -302,6 +328,10 @@ mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/wrk-*.txt "$OUT_DIR/summary-$SCENARIO.txt"
 wrk_cmd=(taskset -c "$LOAD_CPUS" wrk --latency "-t$WRK_THREADS" "-c$CONNECTIONS" "-d$DURATION")
 warm_cmd=(taskset -c "$LOAD_CPUS" wrk "-t$WRK_THREADS" "-c$CONNECTIONS" "-d$WARMUP")
+if [[ -n ${AUTH_HEADER:-} ]]; then
+    wrk_cmd+=(-H "$AUTH_HEADER")
+    warm_cmd+=(-H "$AUTH_HEADER")
+fi
 
 # to_ms VALUE: wrk prints 812.00us, 1.23ms, 2.01s, 1.00m.
 to_ms() {
@@ -323,11 +353,11 @@ cpu_ticks() {
     echo "$sum"
 }
 clk_tck=$(getconf CLK_TCK)
-if [[ $SCENARIO == proxy ]]; then
-    target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}")
-else
-    target_pid=("${pids[2]}" "${pids[3]}" "${pids[4]}")
-fi
+case $SCENARIO in
+proxy) target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}") ;;
+authn) target_pid=("${pids[1]}" "${pids[2]}") ;;
+*) target_pid=("${pids[2]}" "${pids[3]}" "${pids[4]}") ;;
+esac
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # median of the arguments (numbers).
@@ -387,7 +417,7 @@ for k in "${keys[@]}"; do
     rps[$k]=$(median ${all_rps[$k]}) p50[$k]=$(median ${all_p50[$k]}) p99[$k]=$(median ${all_p99[$k]})
     cpu_us[$k]=$(awk -v d="${ticks[$k]}" -v hz="$clk_tck" -v n="${reqs[$k]}" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
 done
-for i in 0 1 2; do
+for i in "${!keys[@]}"; do
     kill -0 "${target_pid[i]}" 2>/dev/null || failed+=("${names[i]}: the process died during the run")
 done
 
@@ -415,6 +445,9 @@ report() {
     fi
     if [[ $SCENARIO == proxy ]]; then
         echo "tls:      nginx: $(tls_of "$NGINX_PORT"); rampart: $(tls_of "$RAMPART_PORT")"
+    elif [[ $SCENARIO == authn ]]; then
+        echo "authn:    ES256 JWT from a jwks_file issuer, one token for every request (verdict cache); wrk sends it to both"
+        echo "tls:      $(tls_of "$RAMPART_PORT")"
     else
         echo "limiter:  token_bucket per client address (one key), never refusing; redis-server $(redis-server --version | awk '{print $3}') on CPU(s) $LOAD_CPUS"
         echo "tls:      $(tls_of "$RAMPART_PORT")"
@@ -432,7 +465,11 @@ report() {
         fi
     done
     echo
-    if [[ $SCENARIO == limiter ]]; then
+    if [[ $SCENARIO == authn ]]; then
+        awk -v r="${rps[jwt]:-0}" -v q="${rps[none]:-1}" -v x="${p99[jwt]:-0}" -v y="${p99[none]:-1}" \
+            'BEGIN { printf "jwt/none        throughput %.2f   p99 %.2f   (goal >= 0.9: %s)\n", r / q, x / y, (r / q >= 0.9) ? "MET" : "NOT MET" }'
+        printf '\nCPU time of the gateway per request (us): none %s, jwt %s\n' "${cpu_us[none]:--}" "${cpu_us[jwt]:--}"
+    elif [[ $SCENARIO == limiter ]]; then
         for pair in "memory none 0.95" "redis memory 0.7" "redis none -"; do
             read -r a b goal <<<"$pair"
             [[ -n ${rps[$a]:-} && -n ${rps[$b]:-} ]] || continue

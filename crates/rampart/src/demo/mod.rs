@@ -176,7 +176,7 @@ pub async fn start(
             )),
         ),
         (
-            "Payments are limited to 5 a minute per client: five go through, the sixth gets 429 with Retry-After and RateLimit headers",
+            "Payments are limited to 5 a minute per client (earlier payments count): past five, 429 with Retry-After and RateLimit headers",
             format!(
                 "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" -d '{{}}' {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' -d '{{}}' {payments_url}"
             ),

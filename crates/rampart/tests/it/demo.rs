@@ -167,7 +167,7 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         .unwrap()
         .contains("\"partner-daily\";q=1000;w=86400"));
     let examples = info["examples"].to_string();
-    assert!(examples.contains("the sixth gets 429"), "{examples}");
+    assert!(examples.contains("past five, 429"), "{examples}");
 
     let r = c.get("/v1/debug/fail").await;
     assert_eq!(r.status, 500);

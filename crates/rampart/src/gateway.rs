@@ -158,6 +158,15 @@ impl Gateway {
             problems.push(ConfigProblem::error("logging.level", why));
         }
 
+        // `[api_keys]` is validated here (store URL, pepper file); the
+        // runtime is not built until routes use API keys.
+        if let Some(Err(p)) = cfg
+            .api_keys
+            .as_ref()
+            .map(|c| crate::authn::ApiKeysPolicy::from_config(c, loaded))
+        {
+            problems.extend(p);
+        }
         if cfg.concurrency.max_in_flight == Some(0) {
             problems.push(ConfigProblem::error(
                 "concurrency.max_in_flight",

@@ -138,6 +138,32 @@ pub enum AuthnError {
     /// The replay cache could not be asked (e.g. Redis down): fail closed.
     #[error("DPoP replay cache unavailable")]
     ReplayCacheUnavailable,
+
+    // --- API keys ---
+    /// More than one API-key header.
+    #[error("more than one API-key header")]
+    ApiKeyMultiple,
+    /// The header value is not an `rk_…` key.
+    #[error("malformed API key")]
+    ApiKeyMalformed,
+    /// No key with this id.
+    #[error("unknown API key id")]
+    ApiKeyUnknown,
+    /// The key id is known and the secret does not match.
+    #[error("API key secret mismatch")]
+    ApiKeyMismatch,
+    /// The key was revoked.
+    #[error("API key revoked")]
+    ApiKeyRevoked,
+    /// The key is past its expiry.
+    #[error("API key expired")]
+    ApiKeyExpired,
+    /// The key was rotated and its overlap has ended.
+    #[error("API key rotated out")]
+    ApiKeyRotated,
+    /// The API-key store could not be asked: fail closed.
+    #[error("API-key store unavailable")]
+    ApiKeyStoreUnavailable,
 }
 
 /// What the client is told: the RFC 6750 / RFC 9449 error code.
@@ -210,9 +236,11 @@ impl AuthnError {
         use AuthnError as E;
         match self {
             E::MissingCredentials => ErrorClass::NoCredentials,
-            E::MultipleAuthorization | E::MalformedAuthorization | E::UnsupportedScheme | E::DpopMultiple => {
-                ErrorClass::InvalidRequest
-            }
+            E::MultipleAuthorization
+            | E::MalformedAuthorization
+            | E::UnsupportedScheme
+            | E::DpopMultiple
+            | E::ApiKeyMultiple => ErrorClass::InvalidRequest,
             E::Malformed(_)
             | E::AlgNone
             | E::AlgNotAllowed(_)
@@ -230,7 +258,14 @@ impl AuthnError {
             | E::SenderConstraintRequired
             | E::SchemeMismatch
             | E::CertificateMissing
-            | E::CertificateMismatch => ErrorClass::InvalidToken,
+            | E::CertificateMismatch
+            | E::ApiKeyMalformed
+            | E::ApiKeyUnknown
+            | E::ApiKeyMismatch
+            | E::ApiKeyRevoked
+            | E::ApiKeyExpired
+            | E::ApiKeyRotated
+            | E::ApiKeyStoreUnavailable => ErrorClass::InvalidToken,
             E::DpopMissing
             | E::DpopMalformed(_)
             | E::DpopWrongTyp
@@ -292,6 +327,14 @@ impl AuthnError {
             E::DpopReplayed => "authn.dpop_replayed",
             E::DpopNonce => "authn.dpop_nonce",
             E::ReplayCacheUnavailable => "authn.replay_cache_unavailable",
+            E::ApiKeyMultiple => "authn.api_key_multiple",
+            E::ApiKeyMalformed => "authn.api_key_malformed",
+            E::ApiKeyUnknown => "authn.api_key_unknown",
+            E::ApiKeyMismatch => "authn.api_key_mismatch",
+            E::ApiKeyRevoked => "authn.api_key_revoked",
+            E::ApiKeyExpired => "authn.api_key_expired",
+            E::ApiKeyRotated => "authn.api_key_rotated",
+            E::ApiKeyStoreUnavailable => "authn.api_key_store_unavailable",
         }
     }
 

@@ -20,6 +20,8 @@
 //!   certificate-bound token needs the matching client certificate; FAPI
 //!   issuers refuse plain bearer tokens).
 //! - [`sign`]: key generation and token/proof minting for tests and tools.
+//! - [`api_keys`]: API keys (`[api_keys]`, `rampart keys create|list|rotate|revoke`):
+//!   peppered HMACs in SQLite or PostgreSQL, [`ApiKeys::authenticate`] on a header.
 //!
 //! Threat answered: impersonation with forged, altered, expired, stolen or
 //! replayed credentials. How it fails: closed: any doubt is an
@@ -31,9 +33,10 @@
 //!   refusals with their challenges; state kept across reloads
 //!   ([`gate::AuthnState`]).
 //!
-//! Not yet: API keys, introspection, revocation, client certificates as
-//! identity, brute-force bans.
+//! Not yet: introspection, revocation, client certificates as identity,
+//! brute-force bans.
 
+pub mod api_keys;
 pub mod config;
 pub mod dpop;
 pub mod error;
@@ -53,6 +56,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::HeaderMap;
 
+pub use api_keys::{ApiKeys, ApiKeysConfig, ApiKeysError, ApiKeysPolicy};
 pub use config::{DpopConfig, DpopPolicy, IssuerConfig, IssuerPolicy};
 pub use dpop::{DpopVerifier, ProofRequest};
 pub use error::{AuthnError, ErrorClass, Scheme};

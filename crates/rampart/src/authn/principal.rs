@@ -120,6 +120,33 @@ impl Principal {
         }
     }
 
+    /// Builds the principal of a verified API key: `issuer` is
+    /// [`api_keys::ISSUER`](super::api_keys::ISSUER), subject and client id
+    /// are the key's client name, `token_id` is the key id (for revocation
+    /// lists and the audit trail), and `expires_at` the key's expiry
+    /// (`i64::MAX` if it has none).
+    pub(in crate::authn) fn from_api_key(
+        key_id: &str,
+        client: &str,
+        scopes: Vec<String>,
+        expires_at: Option<i64>,
+    ) -> Self {
+        Self {
+            issuer: Arc::from(super::api_keys::ISSUER),
+            subject: Some(client.to_owned()),
+            client_id: Some(client.to_owned()),
+            scopes,
+            roles: Vec::new(),
+            acr: None,
+            amr: Vec::new(),
+            auth_time: None,
+            cnf: Confirmation::default(),
+            token_id: Some(key_id.to_owned()),
+            expires_at: expires_at.unwrap_or(i64::MAX),
+            extra: Map::new(),
+        }
+    }
+
     /// Name of the configured issuer that vouched for this principal.
     pub fn issuer(&self) -> &str {
         &self.issuer

@@ -62,6 +62,8 @@ pub struct GatewayConfig {
     pub issuers: Vec<crate::authn::IssuerConfig>,
     /// `[dpop]`: DPoP proof checks.
     pub dpop: crate::authn::DpopConfig,
+    /// `[api_keys]`: the API-key store, header and pepper.
+    pub api_keys: Option<crate::authn::api_keys::ApiKeysConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

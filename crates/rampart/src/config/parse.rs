@@ -184,6 +184,7 @@ const SECTIONS: &[&str] = &[
     "redis",
     "issuers",
     "dpop",
+    "api_keys",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -229,6 +230,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         redis: cx.table("redis"),
         issuers: cx.array("issuers"),
         dpop: cx.table("dpop"),
+        api_keys: cx.table("api_keys"),
     };
     if problems.is_empty() {
         Ok(config)

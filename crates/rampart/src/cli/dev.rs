@@ -1,7 +1,8 @@
 //! Developer commands: `rampart keys gen`, `rampart token mint`,
 //! `rampart token dpop`. They make signing keys, a JWKS to publish, access
 //! tokens and DPoP proofs for trying a policy out; the signing code is
-//! [`crate::authn::sign`].
+//! [`crate::authn::sign`]. (`rampart keys create|list|rotate|revoke`, for
+//! API keys, are parsed here and run by [`super::api_keys`].)
 //!
 //! Threat answered: none; these are test tools. Private keys are written
 //! with mode 0600 when written to files. How it fails: a message on stderr
@@ -19,7 +20,8 @@ use crate::authn::sign::SigningKey;
 use crate::authn::thumbprint::x5t_s256;
 use crate::clock::{Clock, SystemClock};
 
-/// `rampart keys …` (API-key management will live here too).
+/// `rampart keys …`: signing keys (`gen`) and API keys
+/// (`create`, `list`, `rotate`, `revoke`; see [`super::api_keys`]).
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Generate a signing key: prints `{"private_jwk" | "private_key_pem", "jwks"}`
@@ -31,6 +33,51 @@ pub enum KeysCommand {
         /// Also write DIR/private.jwk (or private.pem, mode 0600) and DIR/jwks.json.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+    },
+    /// Create an API key for a client; prints it once (on stdout).
+    /// Exit 0 ok, 1 bad input or policy, 2 store unreachable.
+    Create {
+        /// The policy file; its [api_keys] section names the store and pepper.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The client (partner, application) the key is for.
+        #[arg(long)]
+        client: String,
+        /// Granted scopes, space-separated, e.g. "accounts:read payments:write".
+        #[arg(long)]
+        scopes: String,
+        /// Lifetime, e.g. 90d (default: no expiry).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List API keys: id, client, scopes, dates, state (never the keys).
+    List {
+        /// The policy file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Replace a key by a new one for the same client and scopes; the old
+    /// key keeps working until the overlap ends. Prints the new key once.
+    Rotate {
+        /// The policy file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The id of the key to replace (from `rampart keys list`).
+        key_id: String,
+        /// How long the old key stays valid.
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        overlap: String,
+        /// Lifetime of the new key (default: the old key's lifetime, if it had one).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Revoke a key now (gateways refuse it within `cache_ttl`).
+    Revoke {
+        /// The policy file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The id of the key (from `rampart keys list`).
+        key_id: String,
     },
 }
 
@@ -170,6 +217,20 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
             println!("{:#}", json!({ name: value, "jwks": key.jwks() }));
             ExitCode::SUCCESS
         }
+        KeysCommand::Create {
+            config,
+            client,
+            scopes,
+            expires,
+        } => super::api_keys::create(&config, &client, &scopes, expires.as_deref()),
+        KeysCommand::List { config } => super::api_keys::list(&config),
+        KeysCommand::Rotate {
+            config,
+            key_id,
+            overlap,
+            expires,
+        } => super::api_keys::rotate(&config, &key_id, &overlap, expires.as_deref()),
+        KeysCommand::Revoke { config, key_id } => super::api_keys::revoke(&config, &key_id),
     }
 }
 

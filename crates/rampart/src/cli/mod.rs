@@ -1,5 +1,6 @@
-//! The command line: `serve`, `check`, `demo`, the ban commands, and the
-//! developer commands `keys` and `token` ([`dev`]).
+//! The command line: `serve`, `check`, `demo`, the ban commands, API-key
+//! management `keys create|list|rotate|revoke` ([`api_keys`]), and the
+//! developer commands `keys gen` and `token` ([`dev`]).
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not
 //! start; 2 usage error (wrong flags, missing file argument).
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod api_keys;
 pub mod dev;
 
 use crate::config::{ConfigErrors, Severity};
@@ -77,7 +79,7 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Signing keys (and, later, API keys).
+    /// Signing keys (`gen`) and API keys (`create`, `list`, `rotate`, `revoke`).
     Keys {
         /// What to do.
         #[command(subcommand)]

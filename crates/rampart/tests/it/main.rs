@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin;
+mod api_keys;
 mod cli;
 mod demo;
 mod idempotency;

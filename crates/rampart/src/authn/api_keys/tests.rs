@@ -281,6 +281,12 @@ async fn the_store_never_holds_the_key(f: Fixture) {
             assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
         }
     }
+    // `list` (the CLI table) shows no key, no secret, no hash.
+    let table = crate::cli::api_keys::table(&rows, i64::try_from(T0).unwrap());
+    assert!(table.contains(&new.key_id) && table.contains("active"), "{table}");
+    assert!(!table.contains(secret), "{table}");
+    let hex: String = row.hmac.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!table.contains(&hex[..16]), "{table}");
     f.done().await;
 }
 

@@ -20,7 +20,9 @@
 //! keys that live forever (expiry, rotation with an overlap, immediate
 //! revocation, seen by every node within `cache_ttl`). How it fails: closed.
 //! Any doubt, including an unreachable store, is an [`AuthnError`]; the
-//! client is told only `invalid_token`.
+//! client is told only `invalid_token`. A lookup waits at most
+//! [`LOOKUP_TIMEOUT`]; after a failed one the store counts as down for
+//! [`STORE_RETRY_AFTER`], and uncached keys are refused without waiting.
 
 pub mod config;
 pub mod error;
@@ -29,7 +31,7 @@ pub mod store;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -62,6 +64,12 @@ pub const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(5 * 366 * 24 * 3600);
 /// Longest `--overlap`.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest a request waits for the store to look a key up.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a failed lookup, requests whose key is not cached are refused at
+/// once, without asking the store, for this long.
+pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// RFC 4648 base32, lowercase.
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -162,6 +170,8 @@ pub struct ApiKeys {
     store: Arc<dyn KeyStore>,
     clock: SharedClock,
     cache: Vec<Mutex<HashMap<String, Arc<Entry>>>>,
+    /// Monotonic nanoseconds until which the store counts as down.
+    down_until: AtomicU64,
     used: Mutex<HashMap<String, i64>>,
     /// HMAC of nothing in particular: what malformed and unknown keys are
     /// compared with, so that they cost what a known key costs.
@@ -207,6 +217,7 @@ impl ApiKeys {
             clock,
             cache: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             used: Mutex::new(HashMap::new()),
+            down_until: AtomicU64::new(0),
             decoy,
         }
     }
@@ -284,7 +295,7 @@ impl ApiKeys {
         };
         let entry = match self.cached(key_id) {
             Some(e) => e,
-            None => match self.store.get(key_id).await {
+            None => match self.lookup(key_id).await {
                 Ok(Some(record)) => {
                     let entry = Arc::new(Entry {
                         principal: Arc::new(Principal::from_api_key(
@@ -305,7 +316,9 @@ impl ApiKeys {
                     return Err(AuthnError::ApiKeyUnknown);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "API-key store unavailable: refusing");
+                    if let Some(e) = e {
+                        tracing::warn!(error = %e, "API-key store unavailable: refusing uncached keys");
+                    }
                     return Err(AuthnError::ApiKeyStoreUnavailable);
                 }
             },
@@ -330,6 +343,28 @@ impl ApiKeys {
             }
         }
         Ok(entry.principal.clone())
+    }
+
+    /// Reads one key from the store, within [`LOOKUP_TIMEOUT`]. While the
+    /// store is marked down, `Err(None)` at once; a failure marks it down
+    /// for [`STORE_RETRY_AFTER`] and is `Err(Some(e))`.
+    async fn lookup(&self, key_id: &str) -> Result<Option<KeyRecord>, Option<ApiKeysError>> {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        if nanos(self.clock.monotonic()) < self.down_until.load(Ordering::Relaxed) {
+            return Err(None);
+        }
+        let result = match tokio::time::timeout(LOOKUP_TIMEOUT, self.store.get(key_id)).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiKeysError::StoreUnavailable {
+                location: self.store.location().to_string(),
+                reason: format!("no answer within {}ms", LOOKUP_TIMEOUT.as_millis()),
+            }),
+        };
+        result.map_err(|e| {
+            let until = self.clock.monotonic().saturating_add(STORE_RETRY_AFTER);
+            self.down_until.store(nanos(until), Ordering::Relaxed);
+            Some(e)
+        })
     }
 
     /// The work a real key costs (one HMAC, one constant-time comparison)

@@ -409,10 +409,30 @@ async fn malformed_keys_are_refused_without_touching_the_store() {
         keys.authenticate(&h).await.unwrap_err(),
         AuthnError::ApiKeyStoreUnavailable
     );
+    // Now marked down: the next request is refused at once, not after
+    // another wait on the store.
+    let quick = tokio::time::timeout(Duration::from_millis(200), keys.authenticate(&h)).await;
+    assert_eq!(quick.unwrap().unwrap_err(), AuthnError::ApiKeyStoreUnavailable);
     assert_eq!(
         AuthnError::ApiKeyStoreUnavailable.class(),
         crate::authn::ErrorClass::InvalidToken
     );
+}
+
+#[test]
+fn authenticate_can_run_on_any_worker() {
+    fn send<T: Send>(_: &T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<ApiKeys>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let keys = unreachable_store();
+    let headers = HeaderMap::new();
+    send(&keys.authenticate(&headers));
+    send(&keys.flush_last_used());
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 #
 # It installs what the tests need when it is missing (openssl for the TLS
 # non-feature tests, redis-server and redis-cli for the Redis store tests,
-# which start private servers on free ports, cargo-nextest) and fails loudly
-# rather than skipping.
+# which start private servers on free ports, PostgreSQL for the API-key store
+# tests (scripts/test-postgres.sh: an existing server, or a private one),
+# cargo-nextest) and fails loudly rather than skipping.
 # Set CARGO_TARGET_DIR to reuse a build directory between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest"
     cargo install --locked cargo-nextest
 fi
+
+say "checking PostgreSQL (API-key store tests)"
+# shellcheck source=scripts/test-postgres.sh
+source scripts/test-postgres.sh
+echo "PostgreSQL for the tests: ${RAMPART_TEST_POSTGRES_URL##*@}"
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

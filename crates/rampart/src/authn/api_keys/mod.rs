@@ -190,8 +190,8 @@ impl std::fmt::Debug for ApiKeys {
 
 impl ApiKeys {
     /// The runtime for a validated policy, on the store it names (nothing
-    /// is connected until first use). Call it inside a Tokio runtime: the
-    /// connection pool starts its upkeep task at once.
+    /// is connected until first use, so no runtime is needed here, e.g. in
+    /// `Gateway::build`; the first store call must run on Tokio).
     pub fn new(policy: &ApiKeysPolicy, clock: SharedClock) -> Result<Self, ApiKeysError> {
         let store: Arc<dyn KeyStore> = match &policy.store {
             StoreLocation::Sqlite(path) => Arc::new(SqliteStore::open(path)),

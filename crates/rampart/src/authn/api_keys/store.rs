@@ -256,18 +256,20 @@ async fn bounded<T>(
 macro_rules! sql_store {
     ($store:ident, $pool:ty, $row:ty) => {
         impl $store {
-            async fn ready(&self) -> Result<(), ApiKeysError> {
-                self.schema
+            /// The pool, made on first use (inside the runtime) together
+            /// with the table.
+            async fn ready(&self) -> Result<&$pool, ApiKeysError> {
+                self.pool
                     .get_or_try_init(|| async {
+                        let pool = self.make_pool();
                         bounded(
                             &self.location,
-                            sqlx::query(AssertSqlSafe(self.sql.create.clone())).execute(&self.pool),
+                            sqlx::query(AssertSqlSafe(self.sql.create.clone())).execute(&pool),
                         )
-                        .await
-                        .map(|_| ())
+                        .await?;
+                        Ok(pool)
                     })
                     .await
-                    .map(|_| ())
             }
 
             fn record(row: &$row) -> Result<KeyRecord, sqlx::Error> {
@@ -314,10 +316,10 @@ macro_rules! sql_store {
 
             fn insert<'a>(&'a self, record: &'a KeyRecord) -> BoxFuture<'a, Result<(), ApiKeysError>> {
                 Box::pin(async move {
-                    self.ready().await?;
+                    let pool = self.ready().await?;
                     bounded(
                         &self.location,
-                        Self::bind_insert(&self.sql.insert, record).execute(&self.pool),
+                        Self::bind_insert(&self.sql.insert, record).execute(pool),
                     )
                     .await
                     .map(|_| ())
@@ -326,11 +328,11 @@ macro_rules! sql_store {
 
             fn get<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<Option<KeyRecord>, ApiKeysError>> {
                 Box::pin(async move {
-                    self.ready().await?;
+                    let pool = self.ready().await?;
                     bounded(&self.location, async {
                         let row = sqlx::query(AssertSqlSafe(self.sql.get.clone()))
                             .bind(key_id)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(pool)
                             .await?;
                         row.as_ref().map(Self::record).transpose()
                     })
@@ -340,10 +342,10 @@ macro_rules! sql_store {
 
             fn list(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, ApiKeysError>> {
                 Box::pin(async move {
-                    self.ready().await?;
+                    let pool = self.ready().await?;
                     bounded(&self.location, async {
                         let rows = sqlx::query(AssertSqlSafe(self.sql.list.clone()))
-                            .fetch_all(&self.pool)
+                            .fetch_all(pool)
                             .await?;
                         rows.iter().map(Self::record).collect()
                     })
@@ -353,13 +355,13 @@ macro_rules! sql_store {
 
             fn revoke<'a>(&'a self, key_id: &'a str, at: i64) -> BoxFuture<'a, Result<bool, ApiKeysError>> {
                 Box::pin(async move {
-                    self.ready().await?;
+                    let pool = self.ready().await?;
                     bounded(
                         &self.location,
                         sqlx::query(AssertSqlSafe(self.sql.revoke.clone()))
                             .bind(at)
                             .bind(key_id)
-                            .execute(&self.pool),
+                            .execute(pool),
                     )
                     .await
                     .map(|r| r.rows_affected() == 1)
@@ -373,9 +375,9 @@ macro_rules! sql_store {
                 overlap_ends: i64,
             ) -> BoxFuture<'a, Result<bool, ApiKeysError>> {
                 Box::pin(async move {
-                    self.ready().await?;
+                    let pool = self.ready().await?;
                     bounded(&self.location, async {
-                        let mut tx = self.pool.begin().await?;
+                        let mut tx = pool.begin().await?;
                         let retired = sqlx::query(AssertSqlSafe(self.sql.retire.clone()))
                             .bind(new.key_id.clone())
                             .bind(overlap_ends)
@@ -404,9 +406,9 @@ macro_rules! sql_store {
                     if used.is_empty() {
                         return Ok(());
                     }
-                    self.ready().await?;
+                    let pool = self.ready().await?;
                     bounded(&self.location, async {
-                        let mut tx = self.pool.begin().await?;
+                        let mut tx = pool.begin().await?;
                         for (key_id, at) in used {
                             sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
                                 .bind(*at)
@@ -422,9 +424,10 @@ macro_rules! sql_store {
 
             fn drop_table(&self) -> BoxFuture<'_, Result<(), ApiKeysError>> {
                 Box::pin(async move {
+                    let pool = self.ready().await?;
                     bounded(
                         &self.location,
-                        sqlx::query(AssertSqlSafe(self.sql.drop.clone())).execute(&self.pool),
+                        sqlx::query(AssertSqlSafe(self.sql.drop.clone())).execute(pool),
                     )
                     .await
                     .map(|_| ())
@@ -448,31 +451,34 @@ impl PoolDb for sqlx::PgPool {
 /// The embedded store: one SQLite file, created on first use.
 #[derive(Debug)]
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    options: sqlx::sqlite::SqliteConnectOptions,
+    pool: OnceCell<sqlx::SqlitePool>,
     sql: Sql,
-    schema: OnceCell<()>,
     location: String,
 }
 
 impl SqliteStore {
     /// A store on `path` (the file and its table are created on first use;
-    /// nothing is opened until then).
+    /// nothing is opened until then, and no runtime is needed before).
     pub fn open(path: &Path) -> Self {
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(2));
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(STORE_TIMEOUT)
-            .connect_lazy_with(options);
         Self {
-            pool,
+            options,
+            pool: OnceCell::new(),
             sql: Sql::new(DEFAULT_TABLE, "BLOB", "INTEGER"),
-            schema: OnceCell::new(),
             location: format!("sqlite://{}", path.display()),
         }
+    }
+
+    fn make_pool(&self) -> sqlx::SqlitePool {
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(STORE_TIMEOUT)
+            .connect_lazy_with(self.options.clone())
     }
 }
 
@@ -481,15 +487,16 @@ sql_store!(SqliteStore, sqlx::SqlitePool, sqlx::sqlite::SqliteRow);
 /// The shared store: a PostgreSQL table.
 #[derive(Debug)]
 pub struct PgStore {
-    pool: sqlx::PgPool,
+    options: sqlx::postgres::PgConnectOptions,
+    pool: OnceCell<sqlx::PgPool>,
     sql: Sql,
-    schema: OnceCell<()>,
     location: String,
 }
 
 impl PgStore {
     /// A store on the database at `url`, in table `table` (default
-    /// [`DEFAULT_TABLE`]). Nothing is connected until first use.
+    /// [`DEFAULT_TABLE`]). Nothing is connected until first use, and no
+    /// runtime is needed before.
     pub fn open(url: &str, location: String, table: &str) -> Result<Self, ApiKeysError> {
         check_table(table)?;
         let options: sqlx::postgres::PgConnectOptions =
@@ -497,16 +504,19 @@ impl PgStore {
                 location: location.clone(),
                 reason: "invalid connection URL".into(),
             })?;
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(STORE_TIMEOUT)
-            .connect_lazy_with(options);
         Ok(Self {
-            pool,
+            options,
+            pool: OnceCell::new(),
             sql: Sql::new(table, "BYTEA", "BIGINT"),
-            schema: OnceCell::new(),
             location,
         })
+    }
+
+    fn make_pool(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(STORE_TIMEOUT)
+            .connect_lazy_with(self.options.clone())
     }
 }
 

@@ -231,4 +231,7 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "connection",
     "cookie",
     "dpop",
+    // Bearer and DPoP tokens come in it (RFC 6750, RFC 9449); a bare key
+    // there would be read as a malformed token.
+    "authorization",
 ];

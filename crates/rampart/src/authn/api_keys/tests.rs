@@ -564,6 +564,17 @@ fn policy_problems_are_reported_with_their_keys() {
         .unwrap_err(),
     );
     assert!(q.contains("without ?options"), "{q}");
+    let authz = messages(
+        &load(
+            dir.path(),
+            "[api_keys]\nheader = \"Authorization\"\npepper_file = \"short\"\n",
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        authz.contains("api_keys.header: `Authorization` is used by HTTP itself"),
+        "{authz}"
+    );
     let unknown = LoadedConfig::from_text(&dir.path().join("r.toml"), "[api_keys]\nstorage = \"x\"\n".into());
     assert!(unknown.is_err());
 }

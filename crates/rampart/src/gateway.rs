@@ -92,14 +92,8 @@ impl Gateway {
         let limits = state.limits.clone();
         let mut problems = lint::lint(cfg);
         problems.extend(crate::authn::gate::Authn::lint(&cfg.issuers));
-        let authn = crate::authn::gate::Authn::from_config(
-            &cfg.issuers,
-            &cfg.dpop,
-            loaded,
-            &state.authn,
-            clock.clone(),
-        )
-        .map_err(|p| problems.extend(p));
+        let authn = crate::authn::gate::Authn::from_config(cfg, loaded, &state.authn, clock.clone())
+            .map_err(|p| problems.extend(p));
 
         let listeners = crate::listener::policies_from_config(cfg, loaded).map_err(|p| problems.extend(p));
         let admin = AdminPolicy::from_config(&cfg.admin, loaded).map_err(|p| problems.extend(p));
@@ -132,13 +126,28 @@ impl Gateway {
         let authn_for_routes = match &authn {
             Ok(a) => a,
             Err(()) => {
+                // Routes are still checked: against the issuers alone if
+                // they are valid, else against none (their own problems
+                // are reported already).
+                let issuers_only = crate::config::GatewayConfig {
+                    issuers: cfg.issuers.clone(),
+                    dpop: cfg.dpop.clone(),
+                    ..Default::default()
+                };
                 empty_authn = crate::authn::gate::Authn::from_config(
-                    &[],
-                    &Default::default(),
+                    &issuers_only,
                     loaded,
                     &Default::default(),
                     clock.clone(),
                 )
+                .or_else(|_| {
+                    crate::authn::gate::Authn::from_config(
+                        &Default::default(),
+                        loaded,
+                        &Default::default(),
+                        clock.clone(),
+                    )
+                })
                 .map_err(|p| loaded.problems(p))?;
                 &empty_authn
             }
@@ -158,15 +167,6 @@ impl Gateway {
             problems.push(ConfigProblem::error("logging.level", why));
         }
 
-        // `[api_keys]` is validated here (store URL, pepper file); the
-        // runtime is not built until routes use API keys.
-        if let Some(Err(p)) = cfg
-            .api_keys
-            .as_ref()
-            .map(|c| crate::authn::ApiKeysPolicy::from_config(c, loaded))
-        {
-            problems.extend(p);
-        }
         if cfg.concurrency.max_in_flight == Some(0) {
             problems.push(ConfigProblem::error(
                 "concurrency.max_in_flight",

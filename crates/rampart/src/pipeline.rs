@@ -93,6 +93,9 @@ async fn run(
             // The token was for the gateway; the upstream gets the identity.
             req.headers_mut().remove(header::AUTHORIZATION);
             req.headers_mut().remove("dpop");
+            if let Some(h) = gw.authn.api_key_header() {
+                req.headers_mut().remove(h);
+            }
         }
     }
     ex.rate_limit = route

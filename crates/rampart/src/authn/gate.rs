@@ -41,6 +41,8 @@ pub struct AuthnState {
 pub enum Method {
     /// A JWT from the issuer at this index of [`Authn::issuers`].
     Jwt(usize),
+    /// An API key (`[api_keys]`).
+    ApiKey,
 }
 
 /// How a route authenticates.
@@ -73,6 +75,7 @@ pub struct AuthnRefusal {
 #[derive(Debug)]
 pub struct Authn {
     issuers: Vec<Arc<Issuer>>,
+    api_keys: Option<Arc<super::ApiKeys>>,
     /// Issuers built by this snapshot (not reused): started with it.
     fresh: Vec<Arc<Issuer>>,
     authenticator: Authenticator,
@@ -82,13 +85,31 @@ impl Authn {
     /// Validates `[[issuers]]` and `[dpop]`, reusing the issuers of `state`
     /// whose policy is unchanged (a `jwks_file` is always read again).
     pub fn from_config(
-        issuers: &[IssuerConfig],
-        dpop: &DpopConfig,
+        cfg: &crate::config::GatewayConfig,
         loaded: &LoadedConfig,
         state: &AuthnState,
         clock: SharedClock,
     ) -> Result<Self, Vec<ConfigProblem>> {
+        let (issuers, dpop): (&[IssuerConfig], &DpopConfig) = (&cfg.issuers, &cfg.dpop);
         let mut problems = Vec::new();
+        let api_keys = match cfg
+            .api_keys
+            .as_ref()
+            .map(|c| super::ApiKeysPolicy::from_config(c, loaded))
+        {
+            None => None,
+            Some(Err(p)) => {
+                problems.extend(p);
+                None
+            }
+            Some(Ok(policy)) => match super::ApiKeys::new(&policy, clock.clone()) {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    problems.push(ConfigProblem::error("api_keys.store", e.to_string()));
+                    None
+                }
+            },
+        };
         let dpop = DpopPolicy::from_config(dpop, "dpop").map_err(|p| problems.extend(p));
         let mut built = Vec::new();
         let mut fresh = Vec::new();
@@ -152,6 +173,7 @@ impl Authn {
         };
         Ok(Self {
             issuers: built,
+            api_keys,
             fresh,
             authenticator: Authenticator::new(DpopVerifier::with_replay_cache(dpop, replay, clock)),
         })
@@ -179,6 +201,9 @@ impl Authn {
     /// Loads the keys of the issuers this snapshot created and starts their
     /// refreshers. Needs a Tokio runtime.
     pub fn start(&self) {
+        if let Some(k) = &self.api_keys {
+            drop(k.spawn_flusher());
+        }
         for issuer in &self.fresh {
             let issuer = issuer.clone();
             tokio::spawn(async move {
@@ -233,11 +258,21 @@ impl Authn {
                         )),
                     },
                     _ if part == "jwt" && self.issuers.len() == 1 => methods.push(Method::Jwt(0)),
+                    _ if part == "api_key" => {
+                        if self.api_keys.is_some() {
+                            methods.push(Method::ApiKey);
+                        } else {
+                            problems.push(ConfigProblem::error(
+                                at(j),
+                                "`api_key` needs an [api_keys] section",
+                            ));
+                        }
+                    }
                     _ => problems.push(ConfigProblem::error(
                         at(j),
                         format!(
-                            "`{part}`: use \"none\", or \"jwt:<issuer name>\" (\"jwt\" alone when there \
-                             is one issuer); API keys and client certificates as identity are not \
+                            "`{part}`: use \"none\", \"jwt:<issuer name>\" (\"jwt\" alone when there \
+                             is one issuer) or \"api_key\"; client certificates as identity are not \
                              available yet"
                         ),
                     )),
@@ -306,6 +341,20 @@ impl Authn {
                             }
                         }
                     }
+                    Method::ApiKey => {
+                        let Some(keys) = &self.api_keys else {
+                            failed = Some(AuthnError::MissingCredentials);
+                            break;
+                        };
+                        match keys.authenticate(headers).await {
+                            // A token's principal wins in a combination.
+                            Ok(p) => principal = principal.or(Some(p)),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
                 }
             }
             match (failed, principal) {
@@ -313,6 +362,9 @@ impl Authn {
                 (Some(e), _) => {
                     let better = match &refusal {
                         None => true,
+                        // A credential that was presented says more than
+                        // one that was not.
+                        Some(AuthnError::MissingCredentials) => !matches!(e, AuthnError::MissingCredentials),
                         // A token from another issuer is "wrong issuer" for
                         // this one; prefer any other, more telling cause.
                         Some(AuthnError::WrongIssuer | AuthnError::UnknownKid) => {
@@ -328,21 +380,40 @@ impl Authn {
             }
         }
         let error = refusal.unwrap_or(AuthnError::MissingCredentials);
-        Err(self.refusal(error))
+        let tokens = alternatives.iter().flatten().any(|m| matches!(m, Method::Jwt(_)));
+        let keys = alternatives.iter().flatten().any(|m| matches!(m, Method::ApiKey));
+        Err(self.refusal(error, tokens, keys))
     }
 
-    /// The challenges and nonce for a refusal.
-    fn refusal(&self, error: AuthnError) -> AuthnRefusal {
+    /// The API-key header, when `[api_keys]` is configured.
+    pub fn api_key_header(&self) -> Option<&http::HeaderName> {
+        self.api_keys.as_ref().map(|k| k.header())
+    }
+
+    /// The challenges and nonce for a refusal on a route that accepts
+    /// tokens and/or API keys.
+    fn refusal(&self, error: AuthnError, tokens: bool, keys: bool) -> AuthnRefusal {
         let class = error.class();
         let dpop = self.authenticator.dpop();
         let (bearer_class, dpop_class) = match class {
             ErrorClass::InvalidDpopProof | ErrorClass::UseDpopNonce => (ErrorClass::NoCredentials, class),
             _ => (class, class),
         };
-        let challenges = vec![
-            www_authenticate(Scheme::Bearer, bearer_class, None),
-            www_authenticate(Scheme::Dpop, dpop_class, Some(dpop.algs_param())),
-        ];
+        let mut challenges = Vec::new();
+        if tokens || !keys {
+            challenges.push(www_authenticate(Scheme::Bearer, bearer_class, None));
+            challenges.push(www_authenticate(
+                Scheme::Dpop,
+                dpop_class,
+                Some(dpop.algs_param()),
+            ));
+        }
+        if let Some(header) = self.api_key_header().filter(|_| keys) {
+            // Not a registered scheme: it tells a client which header to use.
+            if let Ok(v) = HeaderValue::from_str(&format!("ApiKey realm=\"rampart\", header=\"{header}\"")) {
+                challenges.push(v);
+            }
+        }
         let nonce = dpop
             .nonces()
             .and_then(|n| HeaderValue::from_str(&n.current()).ok());

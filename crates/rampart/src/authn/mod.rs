@@ -2,7 +2,7 @@
 //! calling. The end of it is a [`Principal`], which only this module can
 //! construct.
 //!
-//! What is here (the verification core; not yet wired into the pipeline):
+//! What is here:
 //! - [`config`]: `[[issuers]]` and `[dpop]` as written → [`IssuerPolicy`],
 //!   [`DpopPolicy`] (validated, secure defaults).
 //! - [`jwks`]: JWKS parsing ([`KeySet`]; keys used only with the algorithm

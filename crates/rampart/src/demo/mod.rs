@@ -88,6 +88,13 @@ pub async fn start(
     });
     let bank_url = format!("http://{bank_addr}");
     let idp = idp::DemoIdp::start(&pki.server_cert_pem, &pki.server_key_pem).await?;
+    // A new pepper each run: keys from an earlier run could not be checked,
+    // so their store goes too.
+    for stale in ["api-keys.db", "api-keys.db-wal", "api-keys.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    pki::write_private(&dir.join("api-keys.pepper"), &format!("{}\n", random_token()))
+        .map_err(|e| format!("cannot write the API-key pepper: {e}"))?;
     let tokens = idp.mint_tokens(&dir, AUDIENCE)?;
 
     let gateway_bind = SocketAddr::from(([127, 0, 0, 1], port));
@@ -109,6 +116,7 @@ pub async fn start(
         }
         other => other.to_string(),
     })?;
+    let api_keys = partner_key(&policy_path, &dir).await?;
     let gw_port = server.first_addr().map(|a| a.port()).unwrap_or(port);
     let admin_addr = server.admin_addr();
     let gateway_url = format!("https://localhost:{gw_port}");
@@ -182,8 +190,11 @@ pub async fn start(
             ),
         ),
         (
-            "A partner's daily quota: RateLimit-Policy and RateLimit on every answer",
-            curl(&format!("-i {} -H 'X-Partner-Id: fintech-42' {gateway_url}/v1/accounts", bearer("customer_a"))),
+            "A partner's API key, and its daily quota: RateLimit-Policy and RateLimit on every answer",
+            curl(&format!(
+                "-i -H \"X-API-Key: $(cat {}/partner.key)\" {gateway_url}/v1/accounts",
+                tokens_dir.display()
+            )),
         ),
         ("An undeclared path: 404 problem+json, no server software named", curl(&format!("-i {gateway_url}/internal/admin"))),
         ("A wrong method: 405 with Allow", curl(&format!("-i -X DELETE {gateway_url}/v1/accounts"))),
@@ -210,6 +221,7 @@ pub async fn start(
         "issuer": idp.issuer,
         "audience": AUDIENCE,
         "tokens": tokens,
+        "api_keys": api_keys,
         "examples": examples.iter().map(|(what, cmd)| json!({"what": what, "command": cmd})).collect::<Vec<_>>(),
     });
     let json_path = dir.join("demo.json");
@@ -220,6 +232,29 @@ pub async fn start(
     // user may paste at once.
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok((server, info, (bank, idp)))
+}
+
+/// Makes the demo partner's API key (a fresh store each run).
+async fn partner_key(policy_path: &Path, dir: &Path) -> Result<serde_json::Value, String> {
+    let loaded = crate::config::LoadedConfig::from_file(policy_path).map_err(|e| e.to_string())?;
+    let cfg = loaded
+        .config
+        .api_keys
+        .as_ref()
+        .ok_or("the demo policy has no [api_keys]")?;
+    let policy =
+        crate::authn::ApiKeysPolicy::from_config(cfg, &loaded).map_err(|p| loaded.problems(p).to_string())?;
+    let keys = crate::authn::ApiKeys::new(&policy, crate::clock::SystemClock::shared())
+        .map_err(|e| e.to_string())?;
+    let new = keys
+        .create("partner-fintech", vec!["accounts:read".into()], None)
+        .await
+        .map_err(|e| format!("cannot create the demo API key: {e}"))?;
+    let file = dir.join("tokens").join("partner.key");
+    pki::write_private(&file, new.key.expose()).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(
+        json!({"partner": {"key": new.key.expose(), "file": file.display().to_string(), "client": "partner-fintech"}}),
+    )
 }
 
 fn print_banner(info: &serde_json::Value) {

@@ -134,6 +134,11 @@ fn the_demo_policy_template_renders_to_a_valid_policy() {
     );
     let policy = tmp.path().join("rampart.toml");
     std::fs::write(
+        tmp.path().join("api-keys.pepper"),
+        "a-demo-pepper-of-at-least-32-bytes-0123456789",
+    )
+    .unwrap();
+    std::fs::write(
         &policy,
         text.replace("\"server.pem\"", "\"certs/server.pem\"")
             .replace("\"server.key\"", "\"certs/server.key\""),

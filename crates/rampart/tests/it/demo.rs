@@ -166,6 +166,33 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         .header("ratelimit-policy")
         .unwrap()
         .contains("\"partner-daily\";q=1000;w=86400"));
+    // The partner's API key: accepted, counted against its daily quota.
+    let key = info["api_keys"]["partner"]["key"].as_str().unwrap().to_string();
+    let r = c
+        .send(
+            http::Method::GET,
+            "/v1/accounts",
+            &[("x-api-key", key.as_str())],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r
+        .header("ratelimit-policy")
+        .unwrap()
+        .contains("\"partner-daily\""));
+    let r = c
+        .send(
+            http::Method::GET,
+            "/v1/accounts",
+            &[(
+                "x-api-key",
+                "rk_notarealkey0_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            )],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 401);
     let examples = info["examples"].to_string();
     assert!(examples.contains("past five, 429"), "{examples}");
 

@@ -1,5 +1,6 @@
 //! One file per threat.
 
+mod api_keys;
 mod authn;
 mod header_spoofing;
 mod ip_filter;

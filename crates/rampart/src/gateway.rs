@@ -19,13 +19,18 @@ use crate::telemetry::LoggingConfig;
 use crate::upstream::Upstream;
 
 /// What outlives reloads: rate-limit counters, idempotency records, bans,
-/// the Redis connection, issuers' keys and the DPoP replay cache.
+/// the Redis connection, issuers' keys, the DPoP replay cache, the
+/// revocation list and brute-force counters.
 #[derive(Debug)]
 pub struct ProcessState {
     /// Traffic state.
     pub limits: Arc<crate::rate_limit::Limits>,
     /// Authentication state.
     pub authn: crate::authn::gate::AuthnState,
+    /// Revocations held in memory.
+    pub revocations: Arc<crate::authn::revocation::RevocationList>,
+    /// Brute-force counters and banned key ids held in memory.
+    pub brute_force: Arc<crate::authn::brute_force::BruteForceState>,
 }
 
 impl ProcessState {
@@ -34,6 +39,8 @@ impl ProcessState {
         Arc::new(Self {
             limits: crate::rate_limit::Limits::new(),
             authn: Default::default(),
+            revocations: Arc::default(),
+            brute_force: Arc::default(),
         })
     }
 }
@@ -68,8 +75,10 @@ pub struct Gateway {
     pub limits: Arc<crate::rate_limit::Limits>,
     /// Everything that outlives reloads (handed to the next build).
     pub state: Arc<ProcessState>,
-    /// Issuers and DPoP checks.
+    /// Issuers, DPoP checks and the revocation check.
     pub authn: crate::authn::gate::Authn,
+    /// Brute-force protection (`[brute_force]`).
+    pub brute_force: crate::authn::brute_force::BruteForce,
     /// Global limits and the `[redis]` store.
     pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
@@ -160,6 +169,23 @@ impl Gateway {
                 "no [[routes]]: every request will get 404",
             ));
         }
+        let revocations = crate::authn::revocation::Revocations::from_config(
+            &cfg.revocation,
+            state.revocations.clone(),
+            traffic.redis.as_ref(),
+            traffic.redis_configured,
+            clock.clone(),
+        )
+        .map_err(|p| problems.extend(p));
+        let brute_force = crate::authn::brute_force::BruteForce::from_config(
+            &cfg.brute_force,
+            state.brute_force.clone(),
+            traffic.redis.as_ref(),
+            traffic.redis_configured,
+            clock.clone(),
+            metrics.clone(),
+        )
+        .map_err(|p| problems.extend(p));
         let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
         let ip_filter =
             crate::ip_filter::IpFilter::from_config(&cfg.ip_filter).map_err(|p| problems.extend(p));
@@ -173,6 +199,10 @@ impl Gateway {
                 "must be at least 1",
             ));
         }
+        // (Every section has been validated: nothing more to report.)
+        let (Ok(revocations), Ok(brute_force)) = (revocations, brute_force) else {
+            return Err(loaded.problems(problems));
+        };
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
         match (listeners, admin, router, respond, ip_filter, authn) {
             (Ok(listeners), Ok(admin), Ok(router), Ok(respond), Ok(ip_filter), Ok(authn))
@@ -195,7 +225,8 @@ impl Gateway {
                     metrics,
                     limits,
                     state,
-                    authn,
+                    authn: authn.with_revocations(revocations),
+                    brute_force,
                     traffic,
                     warnings: loaded.problems(problems).problems,
                 })

@@ -81,10 +81,9 @@ async fn run(
     mut req: Request<RequestBody>,
 ) -> Result<Response<Body>, Reject> {
     let route = gw.router.resolve(&req, ex)?; // 404, 405, 400, 414, 431
-    if gw.limits.bans.is_banned(ex.client_ip, gw.clock.monotonic()) {
-        return Err(Reject::IpDenied(crate::ip_filter::IpFilterError::Banned(
-            ex.client_ip,
-        ))); // 403
+    if let Some(ban) = gw.limits.bans.ban_of(ex.client_ip, gw.clock.monotonic()) {
+        return Err(gw.brute_force.refusal(&ban, ex.client_ip, gw.clock.monotonic()));
+        // 403; 429 + Retry-After for brute force
     }
     route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
     if route.authn != AuthnPolicy::None {
@@ -162,18 +161,33 @@ async fn authenticate(
         .as_ref()
         .and_then(|t| t.client_chain.first())
         .map(|c| c.as_ref());
-    gw.authn
-        .authenticate(&route.authn, req.headers(), ex.method.as_str(), &url, cert)
-        .await
-        .map_err(|refusal| {
-            gw.metrics
-                .authn_failures
-                .get_or_create(&crate::metrics::AuthnFailureLabels {
-                    cause: refusal.error.cause(),
-                })
-                .inc();
-            Reject::Unauthenticated(refusal)
+    let refusal = if gw.brute_force.key_banned(req.headers()).await {
+        gw.authn.refusal(crate::authn::AuthnError::ApiKeyBanned)
+    } else {
+        match gw
+            .authn
+            .authenticate(&route.authn, req.headers(), ex.method.as_str(), &url, cert)
+            .await
+        {
+            Ok(principal) => return Ok(principal),
+            Err(refusal) => refusal,
+        }
+    };
+    gw.metrics
+        .authn_failures
+        .get_or_create(&crate::metrics::AuthnFailureLabels {
+            cause: refusal.error.cause(),
         })
+        .inc();
+    if refusal.error == crate::authn::AuthnError::RevocationUnavailable {
+        return Err(Reject::Overloaded("revocation_store")); // 503, [redis] on_failure = "deny"
+    }
+    // Counted per address (never a trusted proxy's own) and API-key id.
+    let client = (!gw.ip_filter.is_trusted(ex.client_ip)).then_some(ex.client_ip);
+    gw.brute_force
+        .failed(&gw.limits, client, req.headers(), &refusal.error)
+        .await;
+    Err(Reject::Unauthenticated(refusal))
 }
 
 /// An `Idempotency-Key` route: the first request is forwarded and its answer

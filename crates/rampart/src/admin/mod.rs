@@ -1,4 +1,5 @@
-//! The admin listener: health, readiness, metrics, reload.
+//! The admin listener: health, readiness, metrics, reload, bans and
+//! revocations.
 //!
 //! Threat answered: the control plane reachable by API clients (invariant
 //! 5). The admin router is served only on its own listener (loopback by
@@ -17,6 +18,9 @@
 //! | `GET /admin/bans` | admin token | the bans in force |
 //! | `POST /admin/bans` | admin token | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full, or when shared bans cannot reach Redis (the ban then holds on this gateway only) |
 //! | `DELETE /admin/bans?cidr=…` | admin token | 200 `{"removed": bool}`; 503 when shared bans cannot reach Redis (nothing changed) |
+//! | `GET /admin/revocations` | admin token | the revocations in force (from Redis with `[revocation] store = "redis"`; 503 if it cannot answer) |
+//! | `POST /admin/revocations` | admin token | `{"jti"\|"sub"\|"client_id": "…", "ttl", "reason"}`: 201 with the entry; 400 on bad input; 503 when the list is full, or when Redis cannot be written (the revocation then holds on this gateway only) |
+//! | `DELETE /admin/revocations?jti=…` (or `sub=`, `client_id=`) | admin token | 200 `{"removed": bool}`; 503 when Redis cannot answer (nothing changed) |
 
 pub mod config;
 
@@ -108,6 +112,12 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/reload", post(reload))
         .route("/admin/bans", get(list_bans).post(add_ban).delete(remove_ban))
+        .route(
+            "/admin/revocations",
+            get(list_revocations)
+                .post(add_revocation)
+                .delete(remove_revocation),
+        )
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -315,4 +325,113 @@ async fn remove_ban(
     };
     tracing::warn!(target: "rampart::admin", action = "unban", cidr = %net, removed, "ban lifted");
     Json(json!({ "removed": removed })).into_response()
+}
+
+fn revocation_json(r: &crate::authn::revocation::Revocation) -> serde_json::Value {
+    json!({
+        r.kind.as_str(): r.value,
+        "expires_at": humantime::format_rfc3339_seconds(r.expires_at).to_string(),
+        "reason": r.reason,
+    })
+}
+
+fn unavailable(e: &crate::authn::revocation::RevocationError) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"title": e.to_string(), "status": 503})),
+    )
+        .into_response()
+}
+
+/// The one `jti`, `sub` or `client_id` named in `get`.
+fn revocation_target<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Result<(crate::authn::revocation::RevocationKind, &'a str), Box<Response>> {
+    use crate::authn::revocation::RevocationKind;
+    let named: Vec<_> = RevocationKind::ALL
+        .into_iter()
+        .filter_map(|k| get(k.as_str()).map(|v| (k, v)))
+        .collect();
+    match named.as_slice() {
+        [(k, v)] if !v.is_empty() => Ok((*k, v)),
+        _ => Err(Box::new(bad_request(
+            "name exactly one of `jti`, `sub` or `client_id`, not empty",
+        ))),
+    }
+}
+
+async fn list_revocations(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    let gw = rt.snapshot();
+    match gw.authn.revocations().list().await {
+        Ok(list) => {
+            let list: Vec<_> = list.iter().map(revocation_json).collect();
+            Json(json!({ "revocations": list })).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn add_revocation(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::authn::revocation::RevocationError;
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return bad_request(
+            "the body must be JSON: {\"jti\": \"…\", \"ttl\": \"1h\", \"reason\": \"…\"} (or \"sub\", \"client_id\")",
+        );
+    };
+    let (kind, value) = match revocation_target(|k| req.get(k).and_then(|v| v.as_str())) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
+    let ttl = match req
+        .get("ttl")
+        .and_then(|v| v.as_str())
+        .map(humantime::parse_duration)
+    {
+        Some(Ok(d)) if !d.is_zero() && d <= crate::authn::revocation::MAX_TTL => d,
+        _ => return bad_request("`ttl` must be a duration such as \"1h\", at most 366 days"),
+    };
+    let reason = req.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+    let gw = rt.snapshot();
+    match gw.authn.revocations().revoke(kind, value, ttl, reason).await {
+        Ok(r) => {
+            tracing::warn!(target: "rampart::admin", action = "revoke", kind = kind.as_str(), ttl_s = ttl.as_secs(), "credential revoked");
+            (StatusCode::CREATED, Json(revocation_json(&r))).into_response()
+        }
+        Err(RevocationError::Invalid(why)) => bad_request(why),
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn remove_revocation(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    use crate::authn::revocation::RevocationError;
+    if let Err(resp) = authorised(&rt, &headers) {
+        return *resp;
+    }
+    let (kind, value) = match revocation_target(|k| q.get(k).map(String::as_str)) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
+    let gw = rt.snapshot();
+    match gw.authn.revocations().unrevoke(kind, value).await {
+        Ok(removed) => {
+            tracing::warn!(target: "rampart::admin", action = "unrevoke", kind = kind.as_str(), removed, "revocation lifted");
+            Json(json!({ "removed": removed })).into_response()
+        }
+        Err(RevocationError::Invalid(why)) => bad_request(why),
+        Err(e) => unavailable(&e),
+    }
 }

@@ -164,6 +164,18 @@ pub enum AuthnError {
     /// The API-key store could not be asked: fail closed.
     #[error("API-key store unavailable")]
     ApiKeyStoreUnavailable,
+    // --- revocation and brute force ---
+    /// The token's `jti`, its `sub` or its `client_id` is on the
+    /// revocation list.
+    #[error("revoked ({0})")]
+    Revoked(super::revocation::RevocationKind),
+    /// The shared revocation store could not be asked and `[redis]
+    /// on_failure` is `deny`: the pipeline answers 503, not 401.
+    #[error("revocation store unavailable")]
+    RevocationUnavailable,
+    /// The request's API-key id is banned after repeated failures.
+    #[error("API key id banned after repeated authentication failures")]
+    ApiKeyBanned,
 }
 
 /// What the client is told: the RFC 6750 / RFC 9449 error code.
@@ -266,6 +278,9 @@ impl AuthnError {
             | E::ApiKeyExpired
             | E::ApiKeyRotated
             | E::ApiKeyStoreUnavailable => ErrorClass::InvalidToken,
+            | E::Revoked(_)
+            | E::RevocationUnavailable
+            | E::ApiKeyBanned => ErrorClass::InvalidToken,
             E::DpopMissing
             | E::DpopMalformed(_)
             | E::DpopWrongTyp
@@ -335,6 +350,11 @@ impl AuthnError {
             E::ApiKeyExpired => "authn.api_key_expired",
             E::ApiKeyRotated => "authn.api_key_rotated",
             E::ApiKeyStoreUnavailable => "authn.api_key_store_unavailable",
+            E::Revoked(super::revocation::RevocationKind::Jti) => "authn.revoked_jti",
+            E::Revoked(super::revocation::RevocationKind::Sub) => "authn.revoked_sub",
+            E::Revoked(super::revocation::RevocationKind::ClientId) => "authn.revoked_client_id",
+            E::RevocationUnavailable => "authn.revocation_unavailable",
+            E::ApiKeyBanned => "authn.api_key_banned",
         }
     }
 

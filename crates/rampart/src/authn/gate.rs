@@ -15,6 +15,10 @@
 //! Issuers whose policy did not change keep their keys, refresher and
 //! verdict cache across reloads ([`AuthnState`]), and the DPoP replay cache
 //! outlives every reload, so a reload never reopens a replay window.
+//!
+//! Every principal, from a fresh verification or a cached verdict, is then
+//! checked against the revocation list ([`Revocations`]) before it is
+//! returned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,7 @@ use http::{HeaderMap, HeaderValue};
 use super::config::{DpopConfig, DpopPolicy, IssuerConfig, IssuerPolicy, KeySourcePolicy};
 use super::dpop::MemoryReplayCache;
 use super::error::{www_authenticate, ErrorClass};
+use super::revocation::Revocations;
 use super::{Authenticator, AuthnError, AuthnRequest, DpopVerifier, Issuer, Principal, Scheme};
 use crate::clock::SharedClock;
 use crate::config::{ConfigProblem, LoadedConfig};
@@ -79,6 +84,9 @@ pub struct Authn {
     /// Issuers built by this snapshot (not reused): started with it.
     fresh: Vec<Arc<Issuer>>,
     authenticator: Authenticator,
+    /// The revocation check ([`Authn::with_revocations`]; an empty list
+    /// until the gateway build sets the process's).
+    revocations: Revocations,
 }
 
 impl Authn {
@@ -175,7 +183,8 @@ impl Authn {
             issuers: built,
             api_keys,
             fresh,
-            authenticator: Authenticator::new(DpopVerifier::with_replay_cache(dpop, replay, clock)),
+            authenticator: Authenticator::new(DpopVerifier::with_replay_cache(dpop, replay, clock.clone())),
+            revocations: Revocations::memory(Arc::default(), clock),
         })
     }
 
@@ -191,6 +200,17 @@ impl Authn {
             })
             .flatten()
             .collect()
+    }
+
+    /// Checks every principal against `revocations` (`[revocation]`).
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocation list this snapshot checks (for the admin API).
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// The issuers, in policy order.
@@ -358,7 +378,14 @@ impl Authn {
                 }
             }
             match (failed, principal) {
-                (None, Some(p)) => return Ok(Some(p)),
+                (None, Some(p)) => {
+                    // Cached verdict or not: revoked tokens, subjects and
+                    // clients are refused here.
+                    return match self.revocations.check(&p).await {
+                        Ok(()) => Ok(Some(p)),
+                        Err(e) => Err(self.refusal(e)),
+                    };
+                }
                 (Some(e), _) => {
                     let better = match &refusal {
                         None => true,
@@ -392,7 +419,7 @@ impl Authn {
 
     /// The challenges and nonce for a refusal on a route that accepts
     /// tokens and/or API keys.
-    fn refusal(&self, error: AuthnError, tokens: bool, keys: bool) -> AuthnRefusal {
+    pub fn refusal(&self, error: AuthnError, tokens: bool, keys: bool) -> AuthnRefusal {
         let class = error.class();
         let dpop = self.authenticator.dpop();
         let (bearer_class, dpop_class) = match class {

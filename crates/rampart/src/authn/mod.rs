@@ -32,11 +32,15 @@
 //!   ([`gate::Authn`]), each route's accepted methods ([`gate::RouteAuthn`]),
 //!   refusals with their challenges; state kept across reloads
 //!   ([`gate::AuthnState`]).
+//! - [`revocation`]: the denylist by `jti`, `sub` or `client_id`, in memory
+//!   or on Redis, checked on every authenticated request.
+//! - [`brute_force`]: authentication failures counted per client address
+//!   and API-key id; past a threshold, a temporary ban.
 //!
-//! Not yet: introspection, revocation, client certificates as identity,
-//! brute-force bans.
+//! Not yet: introspection, client certificates as identity.
 
 pub mod api_keys;
+pub mod brute_force;
 pub mod config;
 pub mod dpop;
 pub mod error;
@@ -45,6 +49,7 @@ pub mod gate;
 pub mod jwks;
 pub mod jwt;
 pub mod principal;
+pub mod revocation;
 pub mod sign;
 #[cfg(test)]
 mod tests;

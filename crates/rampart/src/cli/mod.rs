@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check`, `demo`, the ban commands, API-key
-//! management `keys create|list|rotate|revoke` ([`api_keys`]), and the
-//! developer commands `keys gen` and `token` ([`dev`]).
+//! The command line: `serve`, `check`, `demo`, the ban and revocation
+//! commands (clients of the admin API), API-key management
+//! `keys create|list|rotate|revoke` ([`api_keys`]), and the developer
+//! commands `keys gen` and `token` ([`dev`]).
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not
 //! start; 2 usage error (wrong flags, missing file argument).
@@ -79,6 +80,39 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Revoke a token (`--jti`), a subject (`--sub`) or a client
+    /// (`--client-id`) on a running gateway (through its admin API): its
+    /// requests get 401 invalid_token until the revocation ends.
+    Revoke {
+        /// What to revoke.
+        #[command(flatten)]
+        target: RevocationTarget,
+        /// How long, e.g. 1h, 30d (at most 366 days). Make it outlast the
+        /// tokens concerned.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Why (kept with the entry; never shown to clients).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Admin API access.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Lift a revocation on a running gateway.
+    Unrevoke {
+        /// What to lift, exactly as revoked.
+        #[command(flatten)]
+        target: RevocationTarget,
+        /// Admin API access.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the revocations in force on a running gateway.
+    Revocations {
+        /// Admin API access.
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Signing keys (`gen`) and API keys (`create`, `list`, `rotate`, `revoke`).
     Keys {
         /// What to do.
@@ -121,6 +155,34 @@ pub struct AdminArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// Exactly one of `--jti`, `--sub`, `--client-id`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct RevocationTarget {
+    /// A token's `jti`.
+    #[arg(long)]
+    pub jti: Option<String>,
+    /// A subject (`sub`): every token of it.
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// A client (`client_id`): every token issued to it.
+    #[arg(long)]
+    pub client_id: Option<String>,
+}
+
+impl RevocationTarget {
+    /// The admin API's name for it, and the value.
+    fn pair(&self) -> (&'static str, &str) {
+        match (&self.jti, &self.sub, &self.client_id) {
+            (Some(v), _, _) => ("jti", v),
+            (_, Some(v), _) => ("sub", v),
+            (_, _, Some(v)) => ("client_id", v),
+            // clap requires one.
+            (None, None, None) => ("jti", ""),
+        }
+    }
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -147,6 +209,29 @@ pub fn main() -> ExitCode {
                 &format!("/admin/bans?cidr={q}"),
                 None,
             )
+        }
+        Command::Revoke {
+            target,
+            ttl,
+            reason,
+            admin,
+        } => {
+            let (kind, value) = target.pair();
+            let body = serde_json::json!({ kind: value, "ttl": ttl, "reason": reason }).to_string();
+            admin_command(&admin, http::Method::POST, "/admin/revocations", Some(body))
+        }
+        Command::Unrevoke { target, admin } => {
+            let (kind, value) = target.pair();
+            let q = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+            admin_command(
+                &admin,
+                http::Method::DELETE,
+                &format!("/admin/revocations?{kind}={q}"),
+                None,
+            )
+        }
+        Command::Revocations { admin } => {
+            admin_command(&admin, http::Method::GET, "/admin/revocations", None)
         }
         Command::Keys { command } => dev::keys(command),
         Command::Token { command } => dev::token(command),

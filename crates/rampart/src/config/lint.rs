@@ -62,6 +62,16 @@ pub fn lint(cfg: &GatewayConfig) -> Vec<ConfigProblem> {
             "no admin token: POST /admin/reload is disabled (SIGHUP still reloads)",
         ));
     }
+    let authenticates = cfg
+        .routes
+        .iter()
+        .any(|r| !matches!(&r.authn, Some(AuthnChoice::One(s)) if s == "none"));
+    if !cfg.brute_force.enabled && authenticates {
+        w.push(ConfigProblem::warning(
+            "brute_force.enabled",
+            "authentication failures are not limited: credentials can be guessed at network speed",
+        ));
+    }
     for (i, r) in cfg.routes.iter().enumerate() {
         if matches!(&r.authn, Some(AuthnChoice::One(s)) if s == "none") {
             w.push(ConfigProblem::warning(

@@ -64,6 +64,10 @@ pub struct GatewayConfig {
     pub dpop: crate::authn::DpopConfig,
     /// `[api_keys]`: the API-key store, header and pepper.
     pub api_keys: Option<crate::authn::api_keys::ApiKeysConfig>,
+    /// `[revocation]`: where the token denylist lives.
+    pub revocation: crate::authn::revocation::RevocationConfig,
+    /// `[brute_force]`: bans after repeated authentication failures.
+    pub brute_force: crate::authn::brute_force::BruteForceConfig,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

@@ -185,6 +185,8 @@ const SECTIONS: &[&str] = &[
     "issuers",
     "dpop",
     "api_keys",
+    "revocation",
+    "brute_force",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -231,6 +233,8 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         issuers: cx.array("issuers"),
         dpop: cx.table("dpop"),
         api_keys: cx.table("api_keys"),
+        revocation: cx.table("revocation"),
+        brute_force: cx.table("brute_force"),
     };
     if problems.is_empty() {
         Ok(config)

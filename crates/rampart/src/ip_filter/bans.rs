@@ -1,9 +1,10 @@
 //! Dynamic bans: addresses or networks refused for a while.
 //!
-//! An operator (admin API `POST /admin/bans`, or `rampart ban`), and later
-//! brute-force protection and the threat engine, ban a CIDR for a TTL. A
+//! An operator (admin API `POST /admin/bans`, or `rampart ban`),
+//! brute-force protection ([`crate::authn::brute_force`], reason
+//! `brute-force`) and later the threat engine ban a CIDR for a TTL. A
 //! banned peer's connections are closed before TLS; a banned client behind a
-//! trusted proxy gets 403. Bans belong to the process and survive reloads;
+//! trusted proxy gets 403 (429 with `Retry-After` for a brute-force ban). Bans belong to the process and survive reloads;
 //! expired ones are dropped when the list is read. The list is bounded
 //! (10 000 entries; adding to a full list is refused, never silently
 //! forgetting a ban). With `[redis] share_bans`, bans are also written to
@@ -97,6 +98,17 @@ impl BanList {
             .read()
             .map(|b| b.iter().any(|b| b.until > now && b.net.contains(&ip)))
             .unwrap_or(false)
+    }
+
+    /// The ban covering `ip` at `now`, if any (the one ending last).
+    pub fn ban_of(&self, ip: IpAddr, now: Duration) -> Option<Ban> {
+        let ip = super::canonical(ip);
+        self.bans.read().ok().and_then(|b| {
+            b.iter()
+                .filter(|b| b.until > now && b.net.contains(&ip))
+                .max_by_key(|b| b.until)
+                .cloned()
+        })
     }
 
     /// A mark to pass to [`BanList::replace_shared`]: bans added after it

@@ -93,6 +93,15 @@ pub struct Metrics {
     pub rate_limit_fallbacks: Family<FallbackLabels, Counter>,
     /// Refused authentications, by precise cause.
     pub authn_failures: Family<AuthnFailureLabels, Counter>,
+    /// Brute-force bans, by kind.
+    pub authn_bans: Family<AuthnBanLabels, Counter>,
+}
+
+/// Labels of `rampart_authn_bans_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthnBanLabels {
+    /// `client_ip` or `api_key`.
+    pub kind: &'static str,
 }
 
 /// Labels of `rampart_authn_failures_total`.
@@ -147,6 +156,12 @@ impl Metrics {
         let redis_errors = Family::<RedisErrorLabels, Counter>::default();
         let rate_limit_fallbacks = Family::<FallbackLabels, Counter>::default();
         let authn_failures = Family::<AuthnFailureLabels, Counter>::default();
+        let authn_bans = Family::<AuthnBanLabels, Counter>::default();
+        registry.register(
+            "authn_bans",
+            "Brute-force bans after repeated authentication failures, by kind (client_ip, api_key)",
+            authn_bans.clone(),
+        );
         registry.register(
             "authn_failures",
             "Refused authentications, by cause (the client only sees the class)",
@@ -229,6 +244,7 @@ impl Metrics {
             redis_errors,
             rate_limit_fallbacks,
             authn_failures,
+            authn_bans,
         })
     }
 

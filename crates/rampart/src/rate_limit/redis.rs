@@ -1,5 +1,5 @@
-//! The Redis store: counters, idempotency records and bans shared by every
-//! gateway of a cluster.
+//! The Redis store: counters, idempotency records, bans, revocations and
+//! brute-force counts shared by every gateway of a cluster.
 //!
 //! Each rate-limit algorithm is one Lua script (`lua/*.lua`, the same
 //! promise as its twin in [`algorithm`](super::algorithm)), so a decision is
@@ -12,8 +12,8 @@
 //! names or make them long.
 //!
 //! Threat answered: a limit split over N gateways is N times the limit; a
-//! ban or an idempotency record on one node only is bypassed through
-//! another.
+//! ban, a revocation, a brute-force count or an idempotency record on one
+//! node only is bypassed through another.
 //!
 //! How it fails: every call is bounded by `timeout` (default 50 ms). A call
 //! that fails or times out marks the store down; while it is down no request
@@ -427,6 +427,108 @@ impl RedisStore {
         })
         .await
         .map(|_| ())
+    }
+
+    /// The Redis key of a revocation: `prefix:rv:{revoked}:kind:hash`. Every
+    /// revocation shares one hash tag, so the 1–3 keys of a principal are
+    /// read by one `MGET` even on a Redis Cluster.
+    pub fn revocation_key(&self, kind: &str, value: &str) -> String {
+        format!(
+            "{}:rv:{{revoked}}:{}:{}",
+            self.policy.prefix,
+            tag_safe(kind),
+            hex16(value.as_bytes())
+        )
+    }
+
+    /// The `SCAN` pattern matching every revocation key.
+    pub fn revocation_key_pattern(&self) -> String {
+        format!("{}:rv:{{revoked}}:*", self.policy.prefix)
+    }
+
+    /// The Redis key of a brute-force flag (e.g. a banned API-key id):
+    /// `prefix:bf:{what|hash}`.
+    pub fn flag_key(&self, what: &str, value: &str) -> String {
+        format!(
+            "{}:bf:{{{}|{}}}",
+            self.policy.prefix,
+            tag_safe(what),
+            hex16(value.as_bytes())
+        )
+    }
+
+    /// `MGET` of `keys` (which must share a hash tag on a Cluster): one
+    /// round trip.
+    pub async fn mget(&self, op: &'static str, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        self.call(op, |mut c| async move {
+            redis::cmd("MGET").arg(keys).query_async(&mut c).await
+        })
+        .await
+    }
+
+    /// `SET key value PX ttl`.
+    pub async fn set_px(
+        &self,
+        op: &'static str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.call(op, |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// `DEL key`; whether it existed.
+    pub async fn del(&self, op: &'static str, key: &str) -> Result<bool, StoreError> {
+        self.call(op, |mut c| async move {
+            redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
+    /// The values of at most `max` keys matching `pattern` (`SCAN`, then
+    /// `MGET` per batch; keys that expire in between are skipped). For the
+    /// admin API, never on the request path.
+    pub async fn scan_values(
+        &self,
+        op: &'static str,
+        pattern: &str,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .call(op, |mut c| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if !keys.is_empty() {
+                out.extend(self.mget(op, &keys).await?.into_iter().flatten());
+            }
+            if next == 0 || out.len() >= max {
+                out.truncate(max);
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
 
     fn bans_key(&self) -> String {

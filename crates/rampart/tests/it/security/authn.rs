@@ -39,6 +39,11 @@ async fn start(extra_route: &str) -> Idp {
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
         r#"{base}
+# These tests send many bad tokens from one address; brute-force bans are
+# tested in revocation.rs.
+[brute_force]
+enabled = false
+
 [[issuers]]
 name = "bank-idp"
 issuer = "{ISS}"

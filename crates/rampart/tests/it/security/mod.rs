@@ -6,3 +6,4 @@ mod header_spoofing;
 mod ip_filter;
 mod path_traversal;
 mod request_smuggling;
+mod revocation;

@@ -362,7 +362,7 @@ async fn repeated_bad_tokens_ban_the_address_visibly_until_the_ban_ends() {
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let h = start(
         &key,
-        "[brute_force]\nmax_failures = 4\nwindow = \"1m\"\nban = \"2s\"\n",
+        "[brute_force]\nmax_failures = 4\nwindow = \"1m\"\nban = \"3s\"\n",
     )
     .await;
     let good = token(&key, "tok-good", "customer-a", "fintech-1");
@@ -379,7 +379,7 @@ async fn repeated_bad_tokens_ban_the_address_visibly_until_the_ban_ends() {
     let r = get(&attacker, &good, &[]).await;
     assert_eq!(r.status, 429, "{}", r.text());
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=2).contains(&retry), "{retry}");
+    assert!((1..=3).contains(&retry), "{retry}");
     assert!(r
         .header("ratelimit")
         .unwrap()
@@ -478,4 +478,51 @@ async fn repeated_failures_under_one_api_key_id_ban_that_key_id_from_every_addre
     let m = metrics(&h).await;
     assert!(m.contains("rampart_authn_bans_total{kind=\"api_key\"} 1"), "{m}");
     assert!(!m.contains("rampart_authn_bans_total{kind=\"client_ip\"}"), "{m}");
+}
+
+#[tokio::test]
+async fn with_redis_failures_are_counted_across_gateways_and_bans_reach_every_one() {
+    let redis = RedisServer::start();
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let p = format!(
+        "[redis]\nurl = \"{}\"\ntimeout = \"100ms\"\nkey_prefix = \"it\"\nshare_bans = true\n\n[brute_force]\nmax_failures = 4\nban = \"10m\"\nstore = \"redis\"\n",
+        redis.url()
+    );
+    let (a, b) = (start(&key, &p).await, start(&key, &p).await);
+    wait_redis_up(&a).await;
+    wait_redis_up(&b).await;
+    let good = token(&key, "tok-good", "customer-a", "fintech-1");
+    // Two failures on each gateway from one address: four in all.
+    for (i, h) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let r = get(&from(h, "127.0.0.31"), &forged(&format!("f-{i}")), &[]).await;
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    assert!(redis
+        .cli(&["KEYS", "it:rl:*"])
+        .contains("it:rl:{brute-force|client_ip|"));
+    // B banned it; A copies the shared ban within about a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while from(&a, "127.0.0.31")
+        .try_send(Method::GET, "/v1/accounts", &[], "")
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "gateway A never saw the ban");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A key id guessed on A is refused on B at once.
+    for i in 0..4 {
+        let ip = format!("127.0.0.{}", 32 + i);
+        let guess = format!("rk_shared_guess{i}");
+        let r = get(
+            &from(&a, &ip),
+            &forged(&format!("k-{i}")),
+            &[("x-api-key", &guess)],
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = get(&from(&b, "127.0.0.40"), &good, &[("x-api-key", "rk_shared_x")]).await;
+    assert_invalid_token(&r, "key id banned on A, used on B");
+    assert_eq!(get(&from(&b, "127.0.0.40"), &good, &[]).await.status, 200);
 }

@@ -162,7 +162,8 @@ async fn authenticate(
         .and_then(|t| t.client_chain.first())
         .map(|c| c.as_ref());
     let refusal = if gw.brute_force.key_banned(req.headers()).await {
-        gw.authn.refusal(crate::authn::AuthnError::ApiKeyBanned)
+        gw.authn
+            .refusal(crate::authn::AuthnError::ApiKeyBanned, &route.authn)
     } else {
         match gw
             .authn

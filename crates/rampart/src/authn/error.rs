@@ -278,9 +278,7 @@ impl AuthnError {
             | E::ApiKeyExpired
             | E::ApiKeyRotated
             | E::ApiKeyStoreUnavailable => ErrorClass::InvalidToken,
-            | E::Revoked(_)
-            | E::RevocationUnavailable
-            | E::ApiKeyBanned => ErrorClass::InvalidToken,
+            E::Revoked(_) | E::RevocationUnavailable | E::ApiKeyBanned => ErrorClass::InvalidToken,
             E::DpopMissing
             | E::DpopMalformed(_)
             | E::DpopWrongTyp

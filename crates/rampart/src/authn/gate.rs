@@ -383,7 +383,7 @@ impl Authn {
                     // clients are refused here.
                     return match self.revocations.check(&p).await {
                         Ok(()) => Ok(Some(p)),
-                        Err(e) => Err(self.refusal(e)),
+                        Err(e) => Err(self.refusal(e, route)),
                     };
                 }
                 (Some(e), _) => {
@@ -407,9 +407,7 @@ impl Authn {
             }
         }
         let error = refusal.unwrap_or(AuthnError::MissingCredentials);
-        let tokens = alternatives.iter().flatten().any(|m| matches!(m, Method::Jwt(_)));
-        let keys = alternatives.iter().flatten().any(|m| matches!(m, Method::ApiKey));
-        Err(self.refusal(error, tokens, keys))
+        Err(self.refusal(error, route))
     }
 
     /// The API-key header, when `[api_keys]` is configured.
@@ -417,9 +415,15 @@ impl Authn {
         self.api_keys.as_ref().map(|k| k.header())
     }
 
-    /// The challenges and nonce for a refusal on a route that accepts
-    /// tokens and/or API keys.
-    pub fn refusal(&self, error: AuthnError, tokens: bool, keys: bool) -> AuthnRefusal {
+    /// The challenges and nonce for a refusal on `route`: token
+    /// challenges where tokens are accepted, an API-key one where keys are.
+    pub fn refusal(&self, error: AuthnError, route: &RouteAuthn) -> AuthnRefusal {
+        let methods = || match route {
+            RouteAuthn::None => [].iter().flatten(),
+            RouteAuthn::Any { alternatives, .. } => alternatives.iter().flatten(),
+        };
+        let tokens = methods().any(|m| matches!(m, Method::Jwt(_)));
+        let keys = methods().any(|m| matches!(m, Method::ApiKey));
         let class = error.class();
         let dpop = self.authenticator.dpop();
         let (bearer_class, dpop_class) = match class {

@@ -101,6 +101,7 @@ impl Gateway {
         let limits = state.limits.clone();
         let mut problems = lint::lint(cfg);
         problems.extend(crate::authn::gate::Authn::lint(&cfg.issuers));
+        problems.extend(crate::authn::mtls::Mtls::lint(cfg));
         let authn = crate::authn::gate::Authn::from_config(cfg, loaded, &state.authn, clock.clone())
             .map_err(|p| problems.extend(p));
 

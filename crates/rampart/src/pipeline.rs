@@ -155,24 +155,29 @@ async fn authenticate(
         .or_else(|| req.headers().get(header::HOST).and_then(|v| v.to_str().ok()))
         .unwrap_or("");
     let url = format!("{scheme}://{authority}{}", req.uri().path());
-    let cert = ex
+    let handshake = ex
         .conn
         .tls
         .as_ref()
         .and_then(|t| t.client_chain.first())
         .map(|c| c.as_ref());
-    let refusal = if gw.brute_force.key_banned(req.headers()).await {
-        gw.authn
-            .refusal(crate::authn::AuthnError::ApiKeyBanned, &route.authn)
-    } else {
-        match gw
+    // The handshake's certificate, or RFC 9440 `Client-Cert` from a trusted proxy.
+    let refusal = match gw
+        .authn
+        .client_certificate(handshake, req.headers(), ex.via_trusted_proxy, &route.authn)
+    {
+        Err(refusal) => refusal,
+        Ok(_) if gw.brute_force.key_banned(req.headers()).await => gw
             .authn
-            .authenticate(&route.authn, req.headers(), ex.method.as_str(), &url, cert)
+            .refusal(crate::authn::AuthnError::ApiKeyBanned, &route.authn),
+        Ok(cert) => match gw
+            .authn
+            .authenticate(&route.authn, req.headers(), ex.method.as_str(), &url, cert.as_deref())
             .await
         {
             Ok(principal) => return Ok(principal),
             Err(refusal) => refusal,
-        }
+        },
     };
     gw.metrics
         .authn_failures

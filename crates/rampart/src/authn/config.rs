@@ -74,6 +74,38 @@ pub struct IssuerConfig {
         deserialize_with = "crate::config::duration::deserialize"
     )]
     pub jwks_min_refresh: Duration,
+    /// RFC 7662 introspection endpoint (`https://` only), for opaque tokens
+    /// on routes with `authn = ["introspect:<name>"]`.
+    pub introspection_url: Option<String>,
+    /// Client id the gateway authenticates with at the introspection
+    /// endpoint (HTTP Basic, `client_secret_basic`).
+    pub introspection_client_id: Option<String>,
+    /// File holding the client secret (trailing newline ignored); read at
+    /// every (re)load.
+    pub introspection_client_secret_file: Option<PathBuf>,
+    /// How long an introspection result is reused: the revocation latency.
+    /// Default 30s; never beyond the token's `exp`; inactive results are
+    /// kept at most 10s.
+    #[serde(
+        default = "default_introspection_ttl",
+        deserialize_with = "crate::config::duration::deserialize"
+    )]
+    pub introspection_cache_ttl: Duration,
+    /// Longest wait for the introspection endpoint (connect, TLS, answer).
+    /// Default 2s.
+    #[serde(
+        default = "default_introspection_timeout",
+        deserialize_with = "crate::config::duration::deserialize"
+    )]
+    pub introspection_timeout: Duration,
+}
+
+fn default_introspection_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_introspection_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -180,6 +212,23 @@ pub enum KeySourcePolicy {
     None,
 }
 
+/// RFC 7662 introspection of an issuer's opaque tokens, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionPolicy {
+    /// The `https://` endpoint.
+    pub url: String,
+    /// Client id for HTTP Basic authentication.
+    pub client_id: String,
+    /// File with the client secret.
+    pub client_secret_file: PathBuf,
+    /// Reuse of a result (capped by the token's `exp`).
+    pub cache_ttl: Duration,
+    /// Total time allowed for one call.
+    pub timeout: Duration,
+    /// Custom CA bundle, else the system roots (the issuer's `ca_file`).
+    pub ca_file: Option<PathBuf>,
+}
+
 /// An issuer, validated: every field is usable as is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssuerPolicy {
@@ -207,6 +256,8 @@ pub struct IssuerPolicy {
     pub refresh: Duration,
     /// Least time between two JWKS fetches.
     pub refresh_floor: Duration,
+    /// Introspection of opaque tokens, if configured.
+    pub introspection: Option<IntrospectionPolicy>,
 }
 
 /// Algorithms a policy may name, with whether they need the opt-in.
@@ -342,16 +393,18 @@ impl IssuerPolicy {
                 ca_file: c.ca_file.clone(),
             },
             _ => {
-                if asymmetric {
+                if asymmetric && c.introspection_url.is_none() {
                     problems.push(ConfigProblem::error(
                         path,
-                        "a key source is required: jwks_url, jwks_file or discovery = true",
+                        "a key source is required: jwks_url, jwks_file, discovery = true \
+                         (or introspection_url for opaque tokens only)",
                     ));
                 }
                 KeySourcePolicy::None
             }
         };
         if c.ca_file.is_some()
+            && c.introspection_url.is_none()
             && !matches!(
                 keys,
                 KeySourcePolicy::Url { .. } | KeySourcePolicy::Discovery { .. }
@@ -359,9 +412,10 @@ impl IssuerPolicy {
         {
             problems.push(ConfigProblem::error(
                 at("ca_file"),
-                "ca_file is only used with jwks_url or discovery",
+                "ca_file is only used with jwks_url, discovery or introspection_url",
             ));
         }
+        let introspection = introspection_policy(c, path, &mut problems);
 
         if c.leeway > Duration::from_secs(300) {
             problems.push(ConfigProblem::error(
@@ -398,6 +452,7 @@ impl IssuerPolicy {
             require_sender_constrained: c.require_sender_constrained,
             refresh: c.jwks_refresh,
             refresh_floor: c.jwks_min_refresh,
+            introspection,
         })
     }
 
@@ -422,6 +477,83 @@ impl IssuerPolicy {
         }
         out
     }
+}
+
+/// Validates the `introspection_*` keys of one issuer.
+fn introspection_policy(
+    c: &IssuerConfig,
+    path: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<IntrospectionPolicy> {
+    let at = |k: &str| format!("{path}.{k}");
+    let Some(url) = &c.introspection_url else {
+        for (set, key) in [
+            (c.introspection_client_id.is_some(), "introspection_client_id"),
+            (
+                c.introspection_client_secret_file.is_some(),
+                "introspection_client_secret_file",
+            ),
+        ] {
+            if set {
+                problems.push(ConfigProblem::error(at(key), "only used with introspection_url"));
+            }
+        }
+        return None;
+    };
+    let before = problems.len();
+    if !url.starts_with("https://") || url.len() <= "https://".len() {
+        problems.push(ConfigProblem::error(
+            at("introspection_url"),
+            "introspection_url must be https://: the token and the client secret travel in it",
+        ));
+    }
+    let client_id = match &c.introspection_client_id {
+        Some(id) if !id.is_empty() && !id.contains(':') => id.clone(),
+        Some(_) => {
+            problems.push(ConfigProblem::error(
+                at("introspection_client_id"),
+                "must be non-empty and without `:`",
+            ));
+            String::new()
+        }
+        None => {
+            problems.push(ConfigProblem::error(
+                at("introspection_client_id"),
+                "introspection needs client authentication: give introspection_client_id \
+                 and introspection_client_secret_file",
+            ));
+            String::new()
+        }
+    };
+    let Some(secret) = &c.introspection_client_secret_file else {
+        problems.push(ConfigProblem::error(
+            at("introspection_client_secret_file"),
+            "introspection needs client authentication: give the file holding the client secret",
+        ));
+        return None;
+    };
+    if c.introspection_cache_ttl > Duration::from_secs(300) {
+        problems.push(ConfigProblem::error(
+            at("introspection_cache_ttl"),
+            "above 5m a revoked token stays usable too long",
+        ));
+    }
+    if c.introspection_timeout < Duration::from_millis(100)
+        || c.introspection_timeout > Duration::from_secs(30)
+    {
+        problems.push(ConfigProblem::error(
+            at("introspection_timeout"),
+            "introspection_timeout must be between 100ms and 30s",
+        ));
+    }
+    (problems.len() == before).then(|| IntrospectionPolicy {
+        url: url.clone(),
+        client_id,
+        client_secret_file: secret.clone(),
+        cache_ttl: c.introspection_cache_ttl,
+        timeout: c.introspection_timeout,
+        ca_file: c.ca_file.clone(),
+    })
 }
 
 /// DPoP checks, validated.

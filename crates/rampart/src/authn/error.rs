@@ -72,6 +72,28 @@ pub enum AuthnError {
     /// the wrong type.
     #[error("missing or invalid claim: {0}")]
     Claim(String),
+    /// Introspection (RFC 7662) answered `"active": false` (or not `true`).
+    #[error("token not active (introspection)")]
+    Inactive,
+    /// The introspection endpoint is down, slow, or answered nonsense: fail
+    /// closed.
+    #[error("introspection unavailable: {0}")]
+    IntrospectionUnavailable(String),
+
+    // --- client certificates as identity ---
+    /// The route needs a client certificate and none was presented.
+    #[error("no client certificate")]
+    ClientCertificateMissing,
+    /// The certificate maps to no `[[mtls.clients]]` entry.
+    #[error("client certificate not mapped to a client")]
+    CertificateUnknown,
+    /// The certificate's serial is in the CRL of its issuer.
+    #[error("client certificate revoked")]
+    CertificateRevoked,
+    /// The certificate (or the `Client-Cert` header carrying it) cannot be
+    /// parsed, or is outside its validity period.
+    #[error("client certificate invalid: {0}")]
+    CertificateInvalid(&'static str),
 
     // --- sender constraint ---
     /// The issuer (or route) requires a sender-constrained token and this
@@ -247,7 +269,7 @@ impl AuthnError {
     pub fn class(&self) -> ErrorClass {
         use AuthnError as E;
         match self {
-            E::MissingCredentials => ErrorClass::NoCredentials,
+            E::MissingCredentials | E::ClientCertificateMissing => ErrorClass::NoCredentials,
             E::MultipleAuthorization
             | E::MalformedAuthorization
             | E::UnsupportedScheme
@@ -267,6 +289,11 @@ impl AuthnError {
             | E::NotYetValid
             | E::IssuedInFuture
             | E::Claim(_)
+            | E::Inactive
+            | E::IntrospectionUnavailable(_)
+            | E::CertificateUnknown
+            | E::CertificateRevoked
+            | E::CertificateInvalid(_)
             | E::SenderConstraintRequired
             | E::SchemeMismatch
             | E::CertificateMissing
@@ -320,6 +347,12 @@ impl AuthnError {
             E::NotYetValid => "authn.not_yet_valid",
             E::IssuedInFuture => "authn.issued_in_future",
             E::Claim(_) => "authn.claim",
+            E::Inactive => "authn.inactive",
+            E::IntrospectionUnavailable(_) => "authn.introspection_unavailable",
+            E::ClientCertificateMissing => "authn.client_certificate_missing",
+            E::CertificateUnknown => "authn.certificate_unknown",
+            E::CertificateRevoked => "authn.certificate_revoked",
+            E::CertificateInvalid(_) => "authn.certificate_invalid",
             E::SenderConstraintRequired => "authn.sender_constraint_required",
             E::SchemeMismatch => "authn.scheme_mismatch",
             E::CertificateMissing => "authn.certificate_missing",

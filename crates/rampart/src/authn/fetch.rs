@@ -1,5 +1,6 @@
 //! Fetching key material over verified HTTPS: a JWKS URL, or OIDC discovery
-//! (`{issuer}/.well-known/openid-configuration` → `jwks_uri` → JWKS).
+//! (`{issuer}/.well-known/openid-configuration` → `jwks_uri` → JWKS); and
+//! the one `POST` of RFC 7662 token introspection ([`HttpsClient::post_form`]).
 //!
 //! Threat answered: key substitution in transit, and a key endpoint used to
 //! make the gateway misbehave. Only `https://`; the TLS configuration comes
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -67,14 +68,53 @@ impl HttpsClient {
         self
     }
 
-    /// `GET url`, expecting 200 and at most [`MAX_JWKS_BYTES`].
-    pub async fn get(&self, url: &str) -> Result<Bytes, JwksError> {
-        tokio::time::timeout(self.timeout, self.get_inner(url))
-            .await
-            .unwrap_or_else(|_| Err(JwksError::Fetch(format!("timed out after {:?}", self.timeout))))
+    /// The total timeout of one fetch.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
-    async fn get_inner(&self, url: &str) -> Result<Bytes, JwksError> {
+    /// `GET url`, expecting 200 and at most [`MAX_JWKS_BYTES`].
+    pub async fn get(&self, url: &str) -> Result<Bytes, JwksError> {
+        let accept = "application/json, application/jwk-set+json";
+        tokio::time::timeout(
+            self.timeout,
+            self.send(http::Method::GET, url, accept, None, None),
+        )
+        .await
+        .unwrap_or_else(|_| Err(JwksError::Fetch(format!("timed out after {:?}", self.timeout))))
+    }
+
+    /// `POST url` with a form body (`application/x-www-form-urlencoded`)
+    /// and an `Authorization` header, expecting 200 JSON and at most
+    /// [`MAX_JWKS_BYTES`] (RFC 7662 introspection).
+    pub async fn post_form(
+        &self,
+        url: &str,
+        authorization: &http::HeaderValue,
+        form: String,
+    ) -> Result<Bytes, JwksError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.send(
+                http::Method::POST,
+                url,
+                "application/json",
+                Some(authorization),
+                Some(Bytes::from(form)),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| Err(JwksError::Fetch(format!("timed out after {:?}", self.timeout))))
+    }
+
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        accept: &'static str,
+        authorization: Option<&http::HeaderValue>,
+        form: Option<Bytes>,
+    ) -> Result<Bytes, JwksError> {
         let fail = |step: &str, e: &dyn std::fmt::Display| JwksError::Fetch(format!("{step}: {e}"));
         let uri: Uri = url.parse().map_err(|e| fail("invalid URL", &e))?;
         if uri.scheme_str() != Some("https") {
@@ -103,11 +143,20 @@ impl HttpsClient {
             let _ = conn.await;
         });
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let req = Request::get(path)
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
             .header(http::header::HOST, authority.as_str())
-            .header(http::header::ACCEPT, "application/json, application/jwk-set+json")
-            .header(http::header::USER_AGENT, "rampart")
-            .body(Empty::<Bytes>::new())
+            .header(http::header::ACCEPT, accept)
+            .header(http::header::USER_AGENT, "rampart");
+        if let Some(auth) = authorization {
+            req = req.header(http::header::AUTHORIZATION, auth.clone());
+        }
+        if form.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let req = req
+            .body(Full::new(form.unwrap_or_default()))
             .map_err(|e| fail("request", &e))?;
         let resp = sender.send_request(req).await.map_err(|e| fail("request", &e))?;
         if resp.status() != http::StatusCode::OK {

@@ -2,9 +2,10 @@
 //! route's accepted methods, and one call that turns a request into a
 //! [`Principal`] or a refusal with its `WWW-Authenticate` challenges.
 //!
-//! A route lists alternatives (`authn = ["jwt:bank-idp", "jwt:partner-idp"]`,
-//! any of them), each possibly a combination joined by `+` that must all
-//! hold. `authn = "none"` must be written. `sender_constrained = true` on a
+//! A route lists alternatives (`authn = ["jwt:bank-idp", "introspect:bank-as",
+//! "mtls"]`, any of them), each possibly a combination joined by `+` that
+//! must all hold (`"mtls+jwt:bank-idp"`: the principal is the token's, with
+//! the certificate identity recorded). `authn = "none"` must be written. `sender_constrained = true` on a
 //! route refuses plain bearer tokens (FAPI 2.0).
 //!
 //! Threat answered: calls by nobody, or by someone else (OWASP API2). How it
@@ -29,6 +30,7 @@ use super::config::{DpopConfig, DpopPolicy, IssuerConfig, IssuerPolicy, KeySourc
 use super::dpop::MemoryReplayCache;
 use super::error::{www_authenticate, ErrorClass};
 use super::revocation::Revocations;
+use super::mtls::{Mtls, MtlsConfig};
 use super::{Authenticator, AuthnError, AuthnRequest, DpopVerifier, Issuer, Principal, Scheme};
 use crate::clock::SharedClock;
 use crate::config::{ConfigProblem, LoadedConfig};
@@ -48,6 +50,10 @@ pub enum Method {
     Jwt(usize),
     /// An API key (`[api_keys]`).
     ApiKey,
+    /// An opaque token the issuer at this index introspects (RFC 7662).
+    Introspect(usize),
+    /// The client certificate, mapped by `[mtls]` to a client.
+    Mtls,
 }
 
 /// How a route authenticates.
@@ -87,11 +93,13 @@ pub struct Authn {
     /// The revocation check ([`Authn::with_revocations`]; an empty list
     /// until the gateway build sets the process's).
     revocations: Revocations,
+    mtls: Mtls,
 }
 
 impl Authn {
-    /// Validates `[[issuers]]` and `[dpop]`, reusing the issuers of `state`
-    /// whose policy is unchanged (a `jwks_file` is always read again).
+    /// Validates `[[issuers]]`, `[dpop]` and `[mtls]`, reusing the issuers
+    /// of `state` whose policy is unchanged (a `jwks_file` is always read
+    /// again, and so is the CRL).
     pub fn from_config(
         cfg: &crate::config::GatewayConfig,
         loaded: &LoadedConfig,
@@ -119,6 +127,7 @@ impl Authn {
             },
         };
         let dpop = DpopPolicy::from_config(dpop, "dpop").map_err(|p| problems.extend(p));
+        let mtls = Mtls::from_config(&cfg.mtls, loaded, clock.clone()).map_err(|p| problems.extend(p));
         let mut built = Vec::new();
         let mut fresh = Vec::new();
         let mut cache = state
@@ -142,7 +151,9 @@ impl Authn {
                 }
             };
             resolve_paths(&mut policy, loaded);
-            let reusable = !matches!(policy.keys, KeySourcePolicy::File(_));
+            // A file is read again at each load (and so is the
+            // introspection client secret).
+            let reusable = !matches!(policy.keys, KeySourcePolicy::File(_)) && policy.introspection.is_none();
             if let Some(old) = cache
                 .get(&policy.name)
                 .filter(|o| reusable && *o.policy() == policy)
@@ -159,7 +170,7 @@ impl Authn {
                 Err(p) => problems.extend(p),
             }
         }
-        let Ok(dpop) = dpop else {
+        let (Ok(dpop), Ok(mtls)) = (dpop, mtls) else {
             return Err(problems);
         };
         if !problems.is_empty() {
@@ -185,6 +196,7 @@ impl Authn {
             fresh,
             authenticator: Authenticator::new(DpopVerifier::with_replay_cache(dpop, replay, clock.clone())),
             revocations: Revocations::memory(Arc::default(), clock),
+            mtls,
         })
     }
 
@@ -277,6 +289,30 @@ impl Authn {
                             format!("no issuer named `{name}` in [[issuers]]"),
                         )),
                     },
+                    Some(("introspect", name)) => match self.issuers.iter().position(|i| i.name() == name) {
+                        Some(k) if self.issuers[k].introspector().is_some() => {
+                            methods.push(Method::Introspect(k))
+                        }
+                        Some(_) => problems.push(ConfigProblem::error(
+                            at(j),
+                            format!("issuer `{name}` has no introspection_url"),
+                        )),
+                        None => problems.push(ConfigProblem::error(
+                            at(j),
+                            format!("no issuer named `{name}` in [[issuers]]"),
+                        )),
+                    },
+                    None if part == "mtls" => {
+                        if !self.mtls.has_clients() {
+                            problems.push(ConfigProblem::error(
+                                at(j),
+                                "`mtls` needs [[mtls.clients]] mapping certificates to clients",
+                            ));
+                        }
+                        if !methods.contains(&Method::Mtls) {
+                            methods.push(Method::Mtls);
+                        }
+                    }
                     _ if part == "jwt" && self.issuers.len() == 1 => methods.push(Method::Jwt(0)),
                     _ if part == "api_key" => {
                         if self.api_keys.is_some() {
@@ -292,16 +328,22 @@ impl Authn {
                         at(j),
                         format!(
                             "`{part}`: use \"none\", \"jwt:<issuer name>\" (\"jwt\" alone when there \
-                             is one issuer) or \"api_key\"; client certificates as identity are not \
-                             available yet"
+                             is one issuer), \"api_key\", \"introspect:<issuer name>\" or \"mtls\"; \
+                             see docs/configuration.md"
                         ),
                     )),
                 }
             }
-            if methods.iter().filter(|m| matches!(m, Method::Jwt(_))).count() > 1 {
+            if methods
+                .iter()
+                .filter(|m| matches!(m, Method::Jwt(_) | Method::Introspect(_)))
+                .count()
+                > 1
+            {
                 problems.push(ConfigProblem::error(
                     at(j),
-                    "one request carries one token: combine jwt with other methods, not with another jwt",
+                    "one request carries one token: combine jwt or introspect with other methods, \
+                     not with each other",
                 ));
             }
             alternatives.push(methods);
@@ -345,15 +387,34 @@ impl Authn {
         let mut refusal: Option<AuthnError> = None;
         for alt in alternatives {
             let mut principal = None;
+            let mut certificate: Option<Principal> = None;
             let mut failed = None;
             for m in alt {
                 match m {
-                    Method::Jwt(k) => {
+                    Method::Mtls => {
+                        let identified = req
+                            .client_cert_der
+                            .ok_or(AuthnError::ClientCertificateMissing)
+                            .and_then(|der| self.mtls.identify(der));
+                        match identified {
+                            Ok(p) => certificate = Some(p),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    Method::Jwt(k) | Method::Introspect(k) => {
                         let Some(issuer) = self.issuers.get(*k) else {
                             failed = Some(AuthnError::KeysUnavailable);
                             break;
                         };
-                        match self.authenticator.authenticate(issuer, &req).await {
+                        let result = if matches!(m, Method::Jwt(_)) {
+                            self.authenticator.authenticate(issuer, &req).await
+                        } else {
+                            self.authenticator.authenticate_introspected(issuer, &req).await
+                        };
+                        match result {
                             Ok(a) => principal = Some(a.principal),
                             Err(e) => {
                                 failed = Some(e);
@@ -377,6 +438,14 @@ impl Authn {
                     }
                 }
             }
+            // With a token, the principal is the token's, with the
+            // certificate identity recorded; alone, the certificate's.
+            let principal = match (principal, certificate) {
+                (Some(p), Some(c)) => Some(Arc::new(
+                    Principal::clone(&p).with_certificate(c.certificate().cloned()),
+                )),
+                (p, c) => p.or(c.map(Arc::new)),
+            };
             match (failed, principal) {
                 (None, Some(p)) => {
                     // Cached verdict or not: revoked tokens, subjects and
@@ -413,6 +482,22 @@ impl Authn {
     /// The API-key header, when `[api_keys]` is configured.
     pub fn api_key_header(&self) -> Option<&http::HeaderName> {
         self.api_keys.as_ref().map(|k| k.header())
+    }
+
+    /// The request's client certificate (DER): the handshake's, or the
+    /// RFC 9440 `Client-Cert` header's when the peer is a trusted proxy and
+    /// `[mtls] trust_client_cert_header` is on. A malformed header is a
+    /// refusal.
+    pub fn client_certificate<'a>(
+        &self,
+        handshake: Option<&'a [u8]>,
+        headers: &HeaderMap,
+        via_trusted_proxy: bool,
+        route: &RouteAuthn,
+    ) -> Result<Option<std::borrow::Cow<'a, [u8]>>, AuthnRefusal> {
+        self.mtls
+            .client_certificate(handshake, headers, via_trusted_proxy)
+            .map_err(|e| self.refusal(e, route))
     }
 
     /// The challenges and nonce for a refusal on `route`: token
@@ -466,5 +551,11 @@ fn resolve_paths(policy: &mut IssuerPolicy, loaded: &LoadedConfig) {
             }
         }
         KeySourcePolicy::None => {}
+    }
+    if let Some(i) = &mut policy.introspection {
+        i.client_secret_file = loaded.resolve(&i.client_secret_file);
+        if let Some(ca) = &mut i.ca_file {
+            *ca = loaded.resolve(ca);
+        }
     }
 }

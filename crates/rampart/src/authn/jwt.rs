@@ -230,6 +230,7 @@ pub struct Issuer {
     hmac: Option<DecodingKey>,
     clock: SharedClock,
     cache: VerdictCache,
+    introspector: Option<super::introspect::Introspector>,
 }
 
 impl Issuer {
@@ -282,7 +283,18 @@ impl Issuer {
                 Some(Arc::new(KeySource::new(fetcher, clock.clone(), floor, interval)))
             }
         };
-        Ok(Self::with_key_source(policy, keys, clock))
+        let introspector = match &policy.introspection {
+            Some(p) => Some(super::introspect::Introspector::from_policy(
+                &policy,
+                p,
+                clock.clone(),
+                path,
+            )?),
+            None => None,
+        };
+        let mut issuer = Self::with_key_source(policy, keys, clock);
+        issuer.introspector = introspector;
+        Ok(issuer)
     }
 
     /// Builds an issuer around an existing key source (tests, or a key
@@ -299,6 +311,7 @@ impl Issuer {
             hmac,
             clock,
             cache: VerdictCache::new(DEFAULT_CACHE_CAPACITY),
+            introspector: None,
         }
     }
 
@@ -337,6 +350,11 @@ impl Issuer {
     /// The verdict cache.
     pub fn cache(&self) -> &VerdictCache {
         &self.cache
+    }
+
+    /// The RFC 7662 introspector, when `introspection_url` is set.
+    pub fn introspector(&self) -> Option<&super::introspect::Introspector> {
+        self.introspector.as_ref()
     }
 
     /// Verifies an access token: signature, header and claims. Cached

@@ -10,6 +10,8 @@
 //!   `kid`, floor between fetches, cached keys survive an outage); [`fetch`]:
 //!   verified-HTTPS JWKS and OIDC discovery.
 //! - [`jwt`]: [`Issuer::verify`], bearer JWT checks, verdict cache.
+//! - [`introspect`]: RFC 7662 introspection of opaque tokens (client
+//!   authentication, result cache with a stated TTL, fails closed).
 //! - [`dpop`]: RFC 9449 proofs, replay cache, server nonces;
 //!   [`thumbprint`]: RFC 7638 and RFC 8705 thumbprints.
 //! - [`error`]: [`AuthnError`] (precise cause, for logs) and its RFC 6750
@@ -37,7 +39,9 @@
 //! - [`brute_force`]: authentication failures counted per client address
 //!   and API-key id; past a threshold, a temporary ban.
 //!
-//! Not yet: introspection, client certificates as identity.
+//! - [`mtls`]: client certificates as identity (`[mtls]`, mapping to
+//!   clients, CRL), and the RFC 9440 `Client-Cert` header from trusted
+//!   proxies.
 
 pub mod api_keys;
 pub mod brute_force;
@@ -46,8 +50,10 @@ pub mod dpop;
 pub mod error;
 pub mod fetch;
 pub mod gate;
+pub mod introspect;
 pub mod jwks;
 pub mod jwt;
+pub mod mtls;
 pub mod principal;
 pub mod revocation;
 pub mod sign;
@@ -67,7 +73,7 @@ pub use dpop::{DpopVerifier, ProofRequest};
 pub use error::{AuthnError, ErrorClass, Scheme};
 pub use jwks::{KeySet, KeySource};
 pub use jwt::Issuer;
-pub use principal::{Confirmation, Principal};
+pub use principal::{CertificateIdentity, Confirmation, Principal};
 
 /// base64url without padding.
 pub(crate) fn b64url(bytes: &[u8]) -> String {
@@ -190,6 +196,33 @@ impl Authenticator {
     ) -> Result<Authenticated, AuthnError> {
         let cred = credential(req.headers)?;
         let principal = issuer.verify(cred.token).await?;
+        self.bind(issuer, req, cred, principal).await
+    }
+
+    /// Authenticates one request whose opaque token `issuer` introspects
+    /// (RFC 7662); the answer's `cnf` binds it exactly as a JWT's would.
+    pub async fn authenticate_introspected(
+        &self,
+        issuer: &Issuer,
+        req: &AuthnRequest<'_>,
+    ) -> Result<Authenticated, AuthnError> {
+        let cred = credential(req.headers)?;
+        let introspector = issuer
+            .introspector()
+            .ok_or(AuthnError::IntrospectionUnavailable("not configured".into()))?;
+        let principal = introspector.introspect(cred.token).await?;
+        self.bind(issuer, req, cred, principal).await
+    }
+
+    /// The sender-constraint rules for a token found valid: DPoP proof or
+    /// client certificate per its `cnf`, and the FAPI bearer refusal.
+    async fn bind(
+        &self,
+        issuer: &Issuer,
+        req: &AuthnRequest<'_>,
+        cred: Credential<'_>,
+        principal: Arc<Principal>,
+    ) -> Result<Authenticated, AuthnError> {
         let cnf = principal.cnf();
         let mut binding = SenderBinding::None;
         match (cred.scheme, cnf.jkt.as_deref()) {

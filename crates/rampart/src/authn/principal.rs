@@ -26,6 +26,18 @@ impl Confirmation {
     }
 }
 
+/// The client certificate that identified the caller (`mtls`), alone or
+/// alongside a token (`mtls+jwt:<issuer>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateIdentity {
+    /// The certificate field `[mtls] principal_from` names (e.g. its CN).
+    pub subject: String,
+    /// The client id of the `[[mtls.clients]]` entry it matched.
+    pub client_id: String,
+    /// RFC 8705 `x5t#S256` of the certificate.
+    pub x5t_s256: String,
+}
+
 /// An authenticated caller. Readable everywhere, constructible only in
 /// `authn`.
 #[derive(Debug, Clone)]
@@ -42,6 +54,7 @@ pub struct Principal {
     token_id: Option<String>,
     expires_at: i64,
     extra: Map<String, Value>,
+    certificate: Option<CertificateIdentity>,
 }
 
 /// Claims taken out of `extra` because they have their own field or are
@@ -117,6 +130,7 @@ impl Principal {
             token_id,
             expires_at,
             extra: claims,
+            certificate: None,
         }
     }
 
@@ -144,7 +158,39 @@ impl Principal {
             token_id: Some(key_id.to_owned()),
             expires_at: expires_at.unwrap_or(i64::MAX),
             extra: Map::new(),
+            certificate: None,
         }
+    }
+
+    /// A principal identified by its client certificate alone: issuer
+    /// `mtls`, subject and client id from the certificate's mapping.
+    pub(in crate::authn) fn from_certificate(
+        identity: CertificateIdentity,
+        scopes: Vec<String>,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            issuer: Arc::from("mtls"),
+            subject: Some(identity.subject.clone()),
+            client_id: Some(identity.client_id.clone()),
+            scopes,
+            roles: Vec::new(),
+            acr: None,
+            amr: vec!["mtls".to_owned()],
+            auth_time: None,
+            cnf: Confirmation::default(),
+            token_id: None,
+            expires_at,
+            extra: Map::new(),
+            certificate: Some(identity),
+        }
+    }
+
+    /// This principal, with the client certificate that also identified
+    /// the caller recorded.
+    pub(in crate::authn) fn with_certificate(mut self, identity: Option<CertificateIdentity>) -> Self {
+        self.certificate = identity;
+        self
     }
 
     /// Name of the configured issuer that vouched for this principal.
@@ -198,5 +244,9 @@ impl Principal {
     /// Every other claim, for later phases.
     pub fn extra(&self) -> &Map<String, Value> {
         &self.extra
+    }
+    /// The client certificate that identified the caller, if any.
+    pub fn certificate(&self) -> Option<&CertificateIdentity> {
+        self.certificate.as_ref()
     }
 }

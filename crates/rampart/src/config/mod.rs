@@ -68,6 +68,8 @@ pub struct GatewayConfig {
     pub revocation: crate::authn::revocation::RevocationConfig,
     /// `[brute_force]`: bans after repeated authentication failures.
     pub brute_force: crate::authn::brute_force::BruteForceConfig,
+    /// `[mtls]`: client certificates as identity.
+    pub mtls: crate::authn::mtls::MtlsConfig,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

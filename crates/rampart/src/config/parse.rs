@@ -187,6 +187,7 @@ const SECTIONS: &[&str] = &[
     "api_keys",
     "revocation",
     "brute_force",
+    "mtls",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -235,6 +236,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         api_keys: cx.table("api_keys"),
         revocation: cx.table("revocation"),
         brute_force: cx.table("brute_force"),
+        mtls: cx.table("mtls"),
     };
     if problems.is_empty() {
         Ok(config)

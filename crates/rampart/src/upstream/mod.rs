@@ -520,6 +520,10 @@ const DENY_REQUEST_HEADERS: &[&str] = &[
     "x-authenticated-client-id",
     "x-authenticated-scopes",
     "x-authenticated-issuer",
+    // RFC 9440: a client certificate as a proxy saw it; read (only from
+    // trusted proxies) by authn, never passed on.
+    "client-cert",
+    "client-cert-chain",
 ];
 
 /// Request headers toward the upstream: hop-by-hop and instruction-like

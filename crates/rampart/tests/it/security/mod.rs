@@ -2,7 +2,9 @@
 
 mod api_keys;
 mod authn;
+mod client_certificates;
 mod header_spoofing;
+mod introspection;
 mod ip_filter;
 mod path_traversal;
 mod request_smuggling;

@@ -307,15 +307,12 @@ fn routes_name_mtls_only_with_mapped_clients() {
     let pki = pki();
     let build = |text: &str| {
         let loaded = pki.loaded(text);
-        crate::authn::gate::Authn::from_config(
-            &[],
-            &Default::default(),
-            &loaded.config.mtls,
-            &loaded,
-            &Default::default(),
-            FakeClock::at_unix(NOW),
-        )
-        .unwrap()
+        let cfg = crate::config::GatewayConfig {
+            mtls: loaded.config.mtls.clone(),
+            ..Default::default()
+        };
+        crate::authn::gate::Authn::from_config(&cfg, &loaded, &Default::default(), FakeClock::at_unix(NOW))
+            .unwrap()
     };
     let none = build("");
     let p = none

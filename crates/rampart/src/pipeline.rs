@@ -162,23 +162,30 @@ async fn authenticate(
         .and_then(|t| t.client_chain.first())
         .map(|c| c.as_ref());
     // The handshake's certificate, or RFC 9440 `Client-Cert` from a trusted proxy.
-    let refusal = match gw
-        .authn
-        .client_certificate(handshake, req.headers(), ex.via_trusted_proxy, &route.authn)
-    {
-        Err(refusal) => refusal,
-        Ok(_) if gw.brute_force.key_banned(req.headers()).await => gw
+    let refusal =
+        match gw
             .authn
-            .refusal(crate::authn::AuthnError::ApiKeyBanned, &route.authn),
-        Ok(cert) => match gw
-            .authn
-            .authenticate(&route.authn, req.headers(), ex.method.as_str(), &url, cert.as_deref())
-            .await
+            .client_certificate(handshake, req.headers(), ex.via_trusted_proxy, &route.authn)
         {
-            Ok(principal) => return Ok(principal),
             Err(refusal) => refusal,
-        },
-    };
+            Ok(_) if gw.brute_force.key_banned(req.headers()).await => gw
+                .authn
+                .refusal(crate::authn::AuthnError::ApiKeyBanned, &route.authn),
+            Ok(cert) => match gw
+                .authn
+                .authenticate(
+                    &route.authn,
+                    req.headers(),
+                    ex.method.as_str(),
+                    &url,
+                    cert.as_deref(),
+                )
+                .await
+            {
+                Ok(principal) => return Ok(principal),
+                Err(refusal) => refusal,
+            },
+        };
     gw.metrics
         .authn_failures
         .get_or_create(&crate::metrics::AuthnFailureLabels {

@@ -102,7 +102,26 @@ impl Algorithm for AnyAlgorithm {
 
 /// A counter's identity: scope (route id, or `*` for global limits), limit
 /// index, key value.
-pub type CounterKey = (Arc<str>, u16, Box<str>);
+pub type CounterKey = (Arc<str>, u16, KeyValue);
+
+/// What a counter is kept for: a client address (the common case, kept as
+/// is: no formatting per request), or a text value (a header, a principal).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyValue {
+    /// A client address.
+    Ip(std::net::IpAddr),
+    /// Any other value.
+    Text(Box<str>),
+}
+
+impl std::fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::Ip(ip) => ip.fmt(f),
+            KeyValue::Text(t) => f.write_str(t),
+        }
+    }
+}
 
 /// The process's traffic state, which outlives reloads: rate-limit
 /// counters, idempotency records, bans, and the Redis connection.
@@ -478,27 +497,29 @@ impl RouteLimits {
                     continue;
                 }
             }
-            let by_principal = |v: Option<&str>| -> Box<str> {
+            let by_principal = |v: Option<&str>| -> KeyValue {
                 match v {
-                    Some(v) => format!("p:{v}").into(),
-                    None => format!("ip:{client}").into(),
+                    Some(v) => KeyValue::Text(format!("p:{v}").into()),
+                    None => KeyValue::Text(format!("ip:{client}").into()),
                 }
             };
-            let value: Box<str> = match &l.key {
-                KeyBy::ClientIp => client.to_string().into(),
-                KeyBy::Route => "".into(),
-                KeyBy::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("").into(),
+            let value: KeyValue = match &l.key {
+                KeyBy::ClientIp => KeyValue::Ip(client),
+                KeyBy::Route => KeyValue::Text("".into()),
+                KeyBy::Header(h) => {
+                    KeyValue::Text(headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("").into())
+                }
                 KeyBy::Subject => by_principal(principal.and_then(|p| p.subject())),
                 KeyBy::ClientId => by_principal(principal.and_then(|p| p.client_id())),
                 KeyBy::Principal => by_principal(principal.and_then(|p| p.subject().or(p.client_id()))),
             };
-            let local = |value: Box<str>| {
+            let local = |value: KeyValue| {
                 let key = (l.scope.clone(), l.index, value);
                 store.store.decide(&AnyAlgorithm(l.kind), &l.rate, &key, now)
             };
             let decision = match (l.store, &self.redis) {
                 (StoreKind::Redis, Some(r)) => {
-                    let key = r.counter_key(l.kind, &l.scope, &l.name, &value);
+                    let key = r.counter_key(l.kind, &l.scope, &l.name, &value.to_string());
                     match r.decide(l.kind, &l.rate, &key).await {
                         Ok(d) => d,
                         Err(_) => {
@@ -543,7 +564,7 @@ impl RouteLimits {
         }
         Ok(tightest.and_then(|(remaining, reset, name)| {
             let state = format!("\"{name}\";r={remaining};t={}", secs_ceil(reset));
-            HeaderValue::from_str(&state).ok().map(|v| (policy.clone(), v))
+            HeaderValue::try_from(state).ok().map(|v| (policy.clone(), v))
         }))
     }
 }

@@ -178,6 +178,22 @@ impl Gateway {
             clock.clone(),
         )
         .map_err(|p| problems.extend(p));
+        let authn = authn.and_then(|a| {
+            use crate::rate_limit::config::StoreKind;
+            match (cfg.dpop.replay_store, traffic.redis.as_ref()) {
+                (StoreKind::Redis, Some(r)) => Ok(a.with_redis_replay(r.clone())),
+                (StoreKind::Redis, None) => {
+                    if !traffic.redis_configured {
+                        problems.push(ConfigProblem::error(
+                            "dpop.replay_store",
+                            "`redis` needs a [redis] section with the server's url",
+                        ));
+                    }
+                    Err(())
+                }
+                (StoreKind::Memory, _) => Ok(a),
+            }
+        });
         let brute_force = crate::authn::brute_force::BruteForce::from_config(
             &cfg.brute_force,
             state.brute_force.clone(),

@@ -160,6 +160,10 @@ pub struct DpopConfig {
     /// Most proofs remembered by the in-memory replay cache. Default 1,000,000.
     #[serde(default = "default_replay_capacity")]
     pub replay_cache_capacity: usize,
+    /// Where used proofs are remembered: `memory` (default: this gateway)
+    /// or `redis` (every gateway on the `[redis]` server).
+    #[serde(default)]
+    pub replay_store: crate::rate_limit::config::StoreKind,
 }
 
 impl Default for DpopConfig {
@@ -171,6 +175,7 @@ impl Default for DpopConfig {
             nonce_lifetime: default_nonce_lifetime(),
             algorithms: default_algorithms(),
             replay_cache_capacity: default_replay_capacity(),
+            replay_store: Default::default(),
         }
     }
 }

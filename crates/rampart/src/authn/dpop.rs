@@ -102,6 +102,44 @@ impl ReplayCache for MemoryReplayCache {
     }
 }
 
+/// The replay cache of a cluster: proofs recorded in Redis (`SET NX` with
+/// the window as expiry), so a proof used on one gateway is a replay on
+/// every other. While Redis cannot answer, `[redis] on_failure` decides:
+/// `deny` refuses the proof (`invalid_dpop_proof`); `local` and `allow` use
+/// this gateway's memory cache (replays across gateways are then possible
+/// until Redis is back).
+#[derive(Debug)]
+pub struct RedisReplayCache {
+    store: Arc<crate::rate_limit::redis::RedisStore>,
+    local: Arc<MemoryReplayCache>,
+}
+
+impl RedisReplayCache {
+    /// Over `store`, falling back to `local`.
+    pub fn new(store: Arc<crate::rate_limit::redis::RedisStore>, local: Arc<MemoryReplayCache>) -> Self {
+        Self { store, local }
+    }
+}
+
+impl ReplayCache for RedisReplayCache {
+    fn check_and_insert(&self, key: [u8; 32], ttl: Duration) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async move {
+            let rkey = self.store.replay_key(&key);
+            match self.store.insert_once(&rkey, ttl).await {
+                Ok(new) => {
+                    // Kept locally too, for the time Redis may be away.
+                    let _ = self.local.insert(key, ttl);
+                    Ok(new)
+                }
+                Err(e) => match self.store.policy().on_failure {
+                    crate::rate_limit::config::FailurePolicy::Deny => Err(e.to_string()),
+                    _ => self.local.insert(key, ttl),
+                },
+            }
+        })
+    }
+}
+
 /// Server nonces (RFC 9449 §8/§9): a random value that rotates every
 /// `lifetime`; the current and the previous one are accepted.
 #[derive(Debug)]

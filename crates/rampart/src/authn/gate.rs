@@ -85,6 +85,9 @@ pub struct AuthnRefusal {
 /// The authentication part of one policy snapshot.
 #[derive(Debug)]
 pub struct Authn {
+    /// The DPoP policy and the memory replay cache (kept to swap in a
+    /// Redis-backed cache: [`Authn::with_redis_replay`]).
+    dpop_parts: (super::DpopPolicy, Arc<MemoryReplayCache>, SharedClock),
     issuers: Vec<Arc<Issuer>>,
     api_keys: Option<Arc<super::ApiKeys>>,
     /// Issuers built by this snapshot (not reused): started with it.
@@ -194,6 +197,7 @@ impl Authn {
             issuers: built,
             api_keys,
             fresh,
+            dpop_parts: (dpop.clone(), replay.clone(), clock.clone()),
             authenticator: Authenticator::new(DpopVerifier::with_replay_cache(dpop, replay, clock.clone())),
             revocations: Revocations::memory(Arc::default(), clock),
             mtls,
@@ -217,6 +221,15 @@ impl Authn {
     /// Checks every principal against `revocations` (`[revocation]`).
     pub fn with_revocations(mut self, revocations: Revocations) -> Self {
         self.revocations = revocations;
+        self
+    }
+
+    /// Remembers DPoP proofs on Redis (`[dpop] replay_store = "redis"`), so
+    /// a proof used on one gateway is refused as a replay on all of them.
+    pub fn with_redis_replay(mut self, store: Arc<crate::rate_limit::redis::RedisStore>) -> Self {
+        let (policy, local, clock) = self.dpop_parts.clone();
+        let replay = Arc::new(super::dpop::RedisReplayCache::new(store, local));
+        self.authenticator = Authenticator::new(DpopVerifier::with_replay_cache(policy, replay, clock));
         self
     }
 

@@ -215,7 +215,10 @@ impl RedisStore {
             policy,
             client,
             conn: OnceLock::new(),
-            up: AtomicBool::new(false),
+            // Assumed up until a call or the first probe says otherwise:
+            // the first requests after a start or reload go to Redis
+            // (bounded by the timeout) rather than to the fallback.
+            up: AtomicBool::new(true),
             started: AtomicBool::new(false),
             metrics,
         }))
@@ -385,6 +388,29 @@ impl RedisStore {
                 reset: d(reset),
             }
         })
+    }
+
+    /// Records `key` for `ttl` unless it is there already (`SET NX PX`):
+    /// whether it was new. For one-time values such as DPoP proof ids.
+    pub async fn insert_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.call("replay", |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query_async::<Option<String>>(&mut c)
+                .await
+        })
+        .await
+        .map(|set| set.is_some())
+    }
+
+    /// The Redis key of a DPoP proof id (its SHA-256, hex).
+    pub fn replay_key(&self, digest: &[u8; 32]) -> String {
+        format!("{}:dpop:{}", self.policy.prefix, hex16(digest))
     }
 
     /// The Redis key of an idempotency record.

@@ -583,3 +583,82 @@ async fn a_refused_upload_still_gets_its_answer_over_http2() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "request {i}");
     }
 }
+
+/// With `[dpop] replay_store = "redis"`, a proof used on one gateway is a
+/// replay on another sharing the Redis server.
+#[tokio::test]
+async fn a_dpop_proof_used_on_one_gateway_is_a_replay_on_another() {
+    let redis = rampart_testkit::RedisServer::start();
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let jwks = key.jwks().to_string();
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let upstream = RecordingUpstream::start().await;
+        let policy = format!(
+            r#"{}
+[redis]
+url = "{}"
+key_prefix = "dpop-test"
+
+[dpop]
+replay_store = "redis"
+
+[brute_force]
+enabled = false
+
+[[issuers]]
+name = "bank-idp"
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+jwks_file = "jwks.json"
+
+[[routes]]
+id = "payment-create"
+path = "/v1/payments"
+methods = ["POST"]
+upstream = "backend"
+authn = ["jwt:bank-idp"]
+"#,
+            rampart_testkit::base_policy(&upstream.url()),
+            redis.url()
+        );
+        gateways.push(Harness::start_with_files(upstream, &policy, &[("jwks.json", &jwks)]).await);
+    }
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let proof_key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let mut c = claims();
+    c["cnf"] = json!({ "jkt": proof_key.thumbprint() });
+    let token = key.mint(&c).unwrap();
+    // Both requests name gateway A's URL (B is reached with A's Host), so
+    // the proof is valid for both; only its id can make B refuse it.
+    let url = a.client().url("/v1/payments");
+    let authority = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let send_to_b = |proof: &str| {
+        let req = format!(
+            "POST /v1/payments HTTP/1.1\r\nHost: {authority}\r\nAuthorization: DPoP {token}\r\nDPoP: {proof}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+        );
+        let (ca, addr) = (b.pki.ca_cert_pem.clone(), b.addr());
+        async move { rampart_testkit::raw_tls(&ca, addr, req.as_bytes(), std::time::Duration::from_secs(3)).await }
+    };
+    let proof = |n: i64| {
+        proof_key
+            .dpop_proof("POST", &url, Some(&token), now() + n, None)
+            .unwrap()
+    };
+    // A fresh proof for A's URL is accepted by B: the Host trick works.
+    let fresh = proof(0);
+    let r = send_to_b(&fresh).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // A proof used on A is a replay on B.
+    let used = proof(1);
+    assert_eq!(pay(&a.client(), &token, Some(&used), "DPoP").await.status, 200);
+    let r = send_to_b(&used).await;
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    assert!(r.to_lowercase().contains("invalid_dpop_proof"), "{r}");
+    assert!(redis.cli(&["KEYS", "dpop-test:dpop:*"]).lines().count() >= 2);
+}

@@ -64,14 +64,18 @@ impl<K: Hash + Eq + Clone, S: Default> MemoryStore<K, S> {
                 reset: rate.per,
             };
         };
-        if !map.contains_key(key) && map.len() >= self.per_shard {
+        // A known key (the common case): one lookup, no key clone.
+        if let Some(entry) = map.get_mut(key) {
+            entry.last_seen = entry.last_seen.max(now);
+            return algorithm.decide(rate, &mut entry.state, now);
+        }
+        if map.len() >= self.per_shard {
             make_room(&mut map, now, rate.per, self.per_shard);
         }
         let entry = map.entry(key.clone()).or_insert_with(|| Entry {
             state: S::default(),
             last_seen: now,
         });
-        entry.last_seen = entry.last_seen.max(now);
         algorithm.decide(rate, &mut entry.state, now)
     }
 

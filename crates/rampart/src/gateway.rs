@@ -79,6 +79,8 @@ pub struct Gateway {
     pub authn: crate::authn::gate::Authn,
     /// Brute-force protection (`[brute_force]`).
     pub brute_force: crate::authn::brute_force::BruteForce,
+    /// Identity forwarding (`[identity]`), shared by every upstream.
+    pub identity: crate::authn::identity::SharedIdentity,
     /// Global limits and the `[redis]` store.
     pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
@@ -204,6 +206,14 @@ impl Gateway {
         )
         .map_err(|p| problems.extend(p));
         let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
+        problems.extend(crate::authn::identity::IdentityPolicy::lint(&cfg.identity));
+        let identity = crate::authn::identity::IdentityPolicy::from_config(
+            &cfg.identity,
+            loaded,
+            &cfg.response.request_id_header,
+        )
+        .map(|p| Arc::new(crate::authn::identity::Identity::new(p, clock.clone())))
+        .map_err(|p| problems.extend(p));
         let ip_filter =
             crate::ip_filter::IpFilter::from_config(&cfg.ip_filter).map_err(|p| problems.extend(p));
         if let Err(why) = crate::telemetry::check_level(&cfg.logging.level) {
@@ -217,9 +227,12 @@ impl Gateway {
             ));
         }
         // (Every section has been validated: nothing more to report.)
-        let (Ok(revocations), Ok(brute_force)) = (revocations, brute_force) else {
+        let (Ok(revocations), Ok(brute_force), Ok(identity)) = (revocations, brute_force, identity) else {
             return Err(loaded.problems(problems));
         };
+        for u in &mut upstreams {
+            u.set_identity(identity.clone());
+        }
         let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
         match (listeners, admin, router, respond, ip_filter, authn) {
             (Ok(listeners), Ok(admin), Ok(router), Ok(respond), Ok(ip_filter), Ok(authn))
@@ -244,6 +257,7 @@ impl Gateway {
                     state,
                     authn: authn.with_revocations(revocations),
                     brute_force,
+                    identity,
                     traffic,
                     warnings: loaded.problems(problems).problems,
                 })

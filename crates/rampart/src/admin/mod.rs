@@ -1,5 +1,5 @@
-//! The admin listener: health, readiness, metrics, reload, bans and
-//! revocations.
+//! The admin listener: health, readiness, metrics, reload, bans,
+//! revocations and the identity JWT's public keys.
 //!
 //! Threat answered: the control plane reachable by API clients (invariant
 //! 5). The admin router is served only on its own listener (loopback by
@@ -14,6 +14,7 @@
 //! | `GET /healthz` | none | 200 while the process runs |
 //! | `GET /readyz` | none | 200 when serving, 503 while draining |
 //! | `GET /metrics` | none | OpenMetrics text (Prometheus scrapes it) |
+//! | `GET /admin/identity/jwks` | none | the public JWKS of the identity JWT (`[identity]`); 404 when none is signed |
 //! | `POST /admin/reload` | admin token | 200 with the new generation; 422 with every problem, running policy kept |
 //! | `GET /admin/bans` | admin token | the bans in force |
 //! | `POST /admin/bans` | admin token | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full, or when shared bans cannot reach Redis (the ban then holds on this gateway only) |
@@ -111,6 +112,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/reload", post(reload))
+        .route("/admin/identity/jwks", get(identity_jwks))
         .route("/admin/bans", get(list_bans).post(add_ban).delete(remove_ban))
         .route(
             "/admin/revocations",
@@ -137,6 +139,19 @@ pub async fn serve(tcp: TcpListener, runtime: Arc<Runtime>, mut shutdown: watch:
         .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// The public JWKS of the identity JWT (public keys: no token needed); 404
+/// when the current policy signs none.
+async fn identity_jwks(State(rt): State<Arc<Runtime>>) -> Response {
+    match rt.snapshot().identity.jwks() {
+        Some(jwks) => ([(header::CACHE_CONTROL, "no-store")], Json(jwks)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"title": "No identity JWT is configured", "status": 404})),
+        )
+            .into_response(),
     }
 }
 

@@ -42,6 +42,8 @@
 //! - [`mtls`]: client certificates as identity (`[mtls]`, mapping to
 //!   clients, CRL), and the RFC 9440 `Client-Cert` header from trusted
 //!   proxies.
+//! - [`identity`]: `[identity]`: the principal toward upstreams, in headers
+//!   and a short-lived gateway-signed JWT; client copies always stripped.
 
 pub mod api_keys;
 pub mod brute_force;
@@ -51,6 +53,7 @@ pub mod error;
 pub mod fetch;
 pub mod gate;
 pub mod introspect;
+pub mod identity;
 pub mod jwks;
 pub mod jwt;
 pub mod mtls;

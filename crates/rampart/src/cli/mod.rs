@@ -119,6 +119,13 @@ pub enum Command {
         #[command(subcommand)]
         command: dev::KeysCommand,
     },
+    /// Identity forwarding (`[identity]`): `jwks` prints the public JWKS
+    /// upstreams verify the gateway-signed identity JWT with.
+    Identity {
+        /// What to do.
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
     /// Test tokens and DPoP proofs.
     Token {
         /// What to do.
@@ -235,6 +242,9 @@ pub fn main() -> ExitCode {
         }
         Command::Keys { command } => dev::keys(command),
         Command::Token { command } => dev::token(command),
+        Command::Identity {
+            command: IdentityCommand::Jwks { config },
+        } => identity_jwks(&config),
         Command::Bans { admin } => admin_command(&admin, http::Method::GET, "/admin/bans", None),
         Command::Serve { config, workers } => with_runtime(workers, async move { serve(config).await }),
         Command::Demo {
@@ -286,6 +296,41 @@ fn with_runtime(workers: Option<usize>, f: impl std::future::Future<Output = Exi
 fn print_problems(errors: &ConfigErrors) {
     for p in &errors.problems {
         eprintln!("{}", errors.render(p));
+    }
+}
+
+/// `rampart identity …`.
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Print the public JWKS of `[identity] jwt_key_file` (after validating
+    /// the whole policy, as `check` does), for the upstreams to verify the
+    /// identity JWT with. Exit 1 if the policy is invalid or has no JWT.
+    Jwks {
+        /// The policy file (TOML).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn identity_jwks(config: &std::path::Path) -> ExitCode {
+    match crate::runtime::check(config) {
+        Ok(gw) => match gw.identity.jwks() {
+            Some(jwks) => {
+                println!("{jwks:#}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "{}: [identity] has no jwt_header and jwt_key_file: no identity JWT is signed",
+                    config.display()
+                );
+                ExitCode::from(1)
+            }
+        },
+        Err(errors) => {
+            print_problems(&errors);
+            ExitCode::from(1)
+        }
     }
 }
 

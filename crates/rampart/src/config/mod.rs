@@ -70,6 +70,8 @@ pub struct GatewayConfig {
     pub brute_force: crate::authn::brute_force::BruteForceConfig,
     /// `[mtls]`: client certificates as identity.
     pub mtls: crate::authn::mtls::MtlsConfig,
+    /// `[identity]`: how upstreams learn who is calling.
+    pub identity: crate::authn::identity::IdentityConfig,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

@@ -188,6 +188,7 @@ const SECTIONS: &[&str] = &[
     "revocation",
     "brute_force",
     "mtls",
+    "identity",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -237,6 +238,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         revocation: cx.table("revocation"),
         brute_force: cx.table("brute_force"),
         mtls: cx.table("mtls"),
+        identity: cx.table("identity"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -33,6 +33,7 @@ use http_body_util::{Either, Full};
 
 use self::config::UpstreamConfig;
 use self::pool::{Connector, ResponseBody, SendError, TargetPool};
+use crate::authn::identity::{Identity, IdentityError, SharedIdentity};
 use crate::clock::SharedClock;
 use crate::config::{ConfigProblem, LoadedConfig};
 use crate::exchange::Exchange;
@@ -120,6 +121,8 @@ pub struct Upstream {
     max_failures: u32,
     cooldown: Duration,
     clock: SharedClock,
+    /// Identity forwarding (the snapshot's `[identity]`).
+    identity: SharedIdentity,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -206,7 +209,14 @@ impl Upstream {
             max_failures: cfg.health.max_failures,
             cooldown: cfg.health.cooldown,
             clock,
+            identity: SharedIdentity::default(),
         })
+    }
+
+    /// Forwards identity by `identity` (set by `Gateway::build`; until
+    /// then, the default headers and no JWT).
+    pub fn set_identity(&mut self, identity: SharedIdentity) {
+        self.identity = identity;
     }
 
     /// The upstream's name.
@@ -225,7 +235,18 @@ impl Upstream {
     ) -> Result<Response<ResponseBody>, UpstreamError> {
         let timeout = timeout.unwrap_or(self.request_timeout);
         let (mut parts, body) = req.into_parts();
-        prepare_headers(&mut parts.headers, ex, request_id_header, self.preserve_host);
+        prepare_headers(
+            &mut parts.headers,
+            ex,
+            request_id_header,
+            self.preserve_host,
+            &self.identity,
+            &self.name,
+        )
+        .map_err(|e| UpstreamError::Protocol {
+            upstream: self.name.clone(),
+            detail: e.to_string(),
+        })?;
         parts.version = Version::HTTP_11;
         let path = ex.path.as_deref().unwrap_or("/");
         let query = parts.uri.query().map(str::to_owned);
@@ -492,7 +513,9 @@ fn is_idempotent(m: &Method) -> bool {
 /// instructions (rewrite the target, override the method, claim a client
 /// address or an outer proxy's view). A client's copy is never forwarded:
 /// only the gateway speaks for what it saw.
-const DENY_REQUEST_HEADERS: &[&str] = &[
+/// (Identity headers are the [`Identity`](crate::authn::identity::Identity)'s
+/// to strip and set.)
+pub(crate) const DENY_REQUEST_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
@@ -515,11 +538,6 @@ const DENY_REQUEST_HEADERS: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
-    // Identity the gateway asserts: only it may set these.
-    "x-authenticated-subject",
-    "x-authenticated-client-id",
-    "x-authenticated-scopes",
-    "x-authenticated-issuer",
     // RFC 9440: a client certificate as a proxy saw it; read (only from
     // trusted proxies) by authn, never passed on.
     "client-cert",
@@ -530,13 +548,17 @@ const DENY_REQUEST_HEADERS: &[&str] = &[
 /// headers removed; forwarding headers set from what the gateway itself
 /// observed. Only when the peer is a trusted proxy is the incoming
 /// `X-Forwarded-For` chain kept (with the peer appended), and `Forwarded`
-/// then names the client the chain reports.
+/// then names the client the chain reports. Identity: client copies of
+/// every identity header go; `identity` then asserts the principal toward
+/// `upstream` (fails only if the identity JWT cannot be signed).
 fn prepare_headers(
     h: &mut http::HeaderMap,
     ex: &Exchange,
     request_id_header: &HeaderName,
     preserve_host: bool,
-) {
+    identity: &Identity,
+    upstream: &str,
+) -> Result<(), IdentityError> {
     let chain = ex.via_trusted_proxy.then(|| {
         h.get_all(X_FORWARDED_FOR)
             .iter()
@@ -548,7 +570,7 @@ fn prepare_headers(
     // Host go. The router checked that Host and the request target agree;
     // the upstream gets that one host, or the target's own.
     strip_hop_by_hop_and(h, |n| {
-        n == header::HOST || DENY_REQUEST_HEADERS.contains(&n.as_str())
+        n == header::HOST || DENY_REQUEST_HEADERS.contains(&n.as_str()) || identity.is_reserved(n)
     });
     let host = ex.host.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
     if let (true, Some(v)) = (preserve_host, &host) {
@@ -599,22 +621,7 @@ fn prepare_headers(
     }
     h.insert(request_id_header.clone(), ex.request_id_value.clone());
     h.insert(crate::respond::X_FAPI_INTERACTION_ID, ex.interaction_id.clone());
-    if let Some(p) = &ex.principal {
-        let scopes = p.scopes().join(" ");
-        for (name, value) in [
-            ("x-authenticated-subject", p.subject()),
-            ("x-authenticated-client-id", p.client_id()),
-            (
-                "x-authenticated-scopes",
-                Some(scopes.as_str()).filter(|s| !s.is_empty()),
-            ),
-            ("x-authenticated-issuer", Some(p.issuer())),
-        ] {
-            if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-                h.insert(HeaderName::from_static(name), v);
-            }
-        }
-    }
+    identity.assert(h, ex, upstream)
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

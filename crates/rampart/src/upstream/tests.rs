@@ -115,7 +115,15 @@ fn forwarding_headers_describe_what_the_gateway_saw() {
     h.insert("x-original-url", HeaderValue::from_static("/internal/admin"));
     h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
     h.insert("true-client-ip", HeaderValue::from_static("10.0.0.1"));
-    prepare_headers(&mut h, &ex, &HeaderName::from_static("x-request-id"), false);
+    prepare_headers(
+        &mut h,
+        &ex,
+        &HeaderName::from_static("x-request-id"),
+        false,
+        &Default::default(),
+        "u",
+    )
+    .unwrap();
     assert_eq!(h["x-forwarded-for"], "2001:db8::7");
     assert_eq!(
         h[header::FORWARDED],
@@ -138,7 +146,15 @@ fn forwarding_headers_describe_what_the_gateway_saw() {
     ex.host = Some("api.bank.example:8443".into());
     let mut h = http::HeaderMap::new();
     h.insert(header::HOST, HeaderValue::from_static("other.example"));
-    prepare_headers(&mut h, &ex, &HeaderName::from_static("x-request-id"), true);
+    prepare_headers(
+        &mut h,
+        &ex,
+        &HeaderName::from_static("x-request-id"),
+        true,
+        &Default::default(),
+        "u",
+    )
+    .unwrap();
     assert_eq!(h[header::HOST], "api.bank.example:8443");
     assert_eq!(
         h[header::FORWARDED],
@@ -153,7 +169,15 @@ fn http2_cookies_are_joined_for_the_upstream() {
     let mut h = http::HeaderMap::new();
     h.append(header::COOKIE, HeaderValue::from_static("a=1"));
     h.append(header::COOKIE, HeaderValue::from_static("b=2"));
-    prepare_headers(&mut h, &ex, &HeaderName::from_static("x-request-id"), false);
+    prepare_headers(
+        &mut h,
+        &ex,
+        &HeaderName::from_static("x-request-id"),
+        false,
+        &Default::default(),
+        "u",
+    )
+    .unwrap();
     assert_eq!(h.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
 }
 

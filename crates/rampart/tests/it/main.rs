@@ -9,6 +9,7 @@ mod api_keys;
 mod cli;
 mod demo;
 mod idempotency;
+mod identity;
 mod listener;
 mod logs;
 mod proxy;

@@ -37,7 +37,7 @@ fn arrivals(seed: u64, per: Duration) -> Vec<Duration> {
     let step_max = per.as_nanos() as u64 / 8 + 1;
     while t < per * 10 {
         // Mostly tight bursts, sometimes quiet gaps.
-        let gap = if rng.next() % 10 == 0 {
+        let gap = if rng.next().is_multiple_of(10) {
             rng.next() % (step_max * 8)
         } else {
             rng.next() % (step_max / 16 + 1)

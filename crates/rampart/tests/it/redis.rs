@@ -87,7 +87,7 @@ async fn each_script_decides_as_its_algorithm() {
             let mut t: u64 = 1_700_000_000_000_000 + rng.next() % 1_000_000;
             let (mut allowed, mut total) = (0, 0);
             for _ in 0..300 {
-                t += if rng.next() % 8 == 0 {
+                t += if rng.next().is_multiple_of(8) {
                     rng.next() % 600_000
                 } else {
                     rng.next() % 40_000

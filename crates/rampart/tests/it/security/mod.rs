@@ -6,6 +6,7 @@ mod client_certificates;
 mod header_spoofing;
 mod introspection;
 mod ip_filter;
+mod jwks;
 mod path_traversal;
 mod request_smuggling;
 mod revocation;

@@ -204,6 +204,16 @@ impl Gateway {
             clock.clone(),
             metrics.clone(),
         )
+        .map(|b| {
+            match cfg
+                .api_keys
+                .as_ref()
+                .and_then(|k| http::HeaderName::from_bytes(k.header.to_ascii_lowercase().as_bytes()).ok())
+            {
+                Some(h) => b.with_key_header(h),
+                None => b,
+            }
+        })
         .map_err(|p| problems.extend(p));
         let respond = Responder::from_config(&cfg.response).map_err(|p| problems.extend(p));
         problems.extend(crate::authn::identity::IdentityPolicy::lint(&cfg.identity));

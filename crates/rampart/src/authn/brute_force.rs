@@ -224,6 +224,8 @@ pub struct BruteForce {
     metrics: Arc<Metrics>,
     /// `RateLimit-Policy` for a banned client's 429.
     policy_header: HeaderValue,
+    /// The header API keys arrive in.
+    key_header: http::HeaderName,
 }
 
 /// Whether a refusal counts as a failed attempt.
@@ -239,10 +241,11 @@ pub fn counts(error: &AuthnError) -> bool {
     )
 }
 
-/// The key id of an `X-API-Key: rk_<id>_<secret>` header: `rk_<id>`, the
-/// value up to its second `_`. `None` for any other shape.
-pub fn key_id(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(API_KEY_HEADER)?.to_str().ok()?;
+/// The key id of an API-key header (`X-API-Key` unless `[api_keys] header`
+/// names another) holding `rk_<id>_<secret>`: `rk_<id>`, the value up to
+/// its second `_`. `None` for any other shape.
+pub fn key_id<'a>(headers: &'a HeaderMap, header: &http::HeaderName) -> Option<&'a str> {
+    let v = headers.get(header)?.to_str().ok()?;
     let first = v.find('_')?;
     let second = first + 1 + v.get(first + 1..)?.find('_')?;
     let id = v.get(..second)?;
@@ -256,6 +259,13 @@ pub fn key_id(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl BruteForce {
+    /// Counts key ids from `header` (the `[api_keys] header`) instead of
+    /// `X-API-Key`.
+    pub fn with_key_header(mut self, header: http::HeaderName) -> Self {
+        self.key_header = header;
+        self
+    }
+
     /// Validates `[brute_force]`. `redis` is the policy's `[redis]` store
     /// (if valid), `has_redis` whether the policy has the section.
     pub fn from_config(
@@ -280,6 +290,7 @@ impl BruteForce {
             clock,
             metrics,
             policy_header,
+            key_header: http::HeaderName::from_static(API_KEY_HEADER),
         })
     }
 
@@ -313,7 +324,7 @@ impl BruteForce {
         if !self.policy.enabled {
             return false;
         }
-        let Some(id) = key_id(headers) else {
+        let Some(id) = key_id(headers, &self.key_header) else {
             return false;
         };
         let now = self.clock.monotonic();
@@ -374,7 +385,7 @@ impl BruteForce {
                 }
             }
         }
-        if let Some(id) = key_id(headers) {
+        if let Some(id) = key_id(headers, &self.key_header) {
             if self.tripped("api_key", id).await {
                 self.ban_key(id).await;
                 self.count_ban("api_key");
@@ -470,14 +481,42 @@ mod tests {
 
     #[test]
     fn key_ids_are_the_prefix_up_to_the_second_underscore() {
-        assert_eq!(key_id(&headers(Some("rk_ab12_secretpart"))), Some("rk_ab12"));
-        assert_eq!(key_id(&headers(Some("rk_ab12_sec_ret"))), Some("rk_ab12"));
+        assert_eq!(
+            key_id(
+                &headers(Some("rk_ab12_secretpart")),
+                &http::HeaderName::from_static(API_KEY_HEADER)
+            ),
+            Some("rk_ab12")
+        );
+        assert_eq!(
+            key_id(
+                &headers(Some("rk_ab12_sec_ret")),
+                &http::HeaderName::from_static(API_KEY_HEADER)
+            ),
+            Some("rk_ab12")
+        );
         for other in ["rk_nosecond", "_x_y", "rk__y", "plainkey", "rk_a b_c"] {
-            assert_eq!(key_id(&headers(Some(other))), None, "{other}");
+            assert_eq!(
+                key_id(
+                    &headers(Some(other)),
+                    &http::HeaderName::from_static(API_KEY_HEADER)
+                ),
+                None,
+                "{other}"
+            );
         }
         let long = format!("rk_{}_x", "a".repeat(80));
-        assert_eq!(key_id(&headers(Some(&long))), None);
-        assert_eq!(key_id(&headers(None)), None);
+        assert_eq!(
+            key_id(
+                &headers(Some(&long)),
+                &http::HeaderName::from_static(API_KEY_HEADER)
+            ),
+            None
+        );
+        assert_eq!(
+            key_id(&headers(None), &http::HeaderName::from_static(API_KEY_HEADER)),
+            None
+        );
     }
 
     #[test]

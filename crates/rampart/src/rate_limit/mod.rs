@@ -483,19 +483,41 @@ impl RouteLimits {
         headers: &HeaderMap,
         now: Duration,
     ) -> Result<Option<(HeaderValue, HeaderValue)>, AdmitError> {
-        let Some(policy) = &self.policy_header else {
+        let Some(all) = &self.policy_header else {
             return Ok(None);
+        };
+        let applies = |l: &LimitPolicy| match &l.tier {
+            None => true,
+            Some((claim, tier)) => {
+                principal
+                    .and_then(|p| p.extra().get(claim))
+                    .and_then(|v| v.as_str())
+                    == Some(tier.as_str())
+            }
+        };
+        // With tier limits, RateLimit-Policy names only those that apply to
+        // this caller (built per request); otherwise the prepared value.
+        let tiered;
+        let policy = if self.limits.iter().any(|l| l.tier.is_some()) {
+            let names: Vec<&str> = self
+                .limits
+                .iter()
+                .filter(|l| applies(l))
+                .map(|l| l.policy.as_str())
+                .collect();
+            if names.is_empty() {
+                return Ok(None);
+            }
+            tiered = HeaderValue::try_from(names.join(", ")).unwrap_or_else(|_| all.clone());
+            &tiered
+        } else {
+            all
         };
         // The limit closest to refusing is the one the RateLimit header shows.
         let mut tightest: Option<(u32, Duration, &str)> = None;
         for l in &self.limits {
-            if let Some((claim, tier)) = &l.tier {
-                let theirs = principal
-                    .and_then(|p| p.extra().get(claim))
-                    .and_then(|v| v.as_str());
-                if theirs != Some(tier.as_str()) {
-                    continue;
-                }
+            if !applies(l) {
+                continue;
             }
             let by_principal = |v: Option<&str>| -> KeyValue {
                 match v {

@@ -528,13 +528,17 @@ tier = "bronze"
     let r = get(&here, &a).await;
     assert_eq!(r.status, 429);
     assert!(r.header("ratelimit").unwrap().starts_with("\"per-customer\";r=0"));
-    assert_eq!(
-        get(&here, &b).await.status,
-        200,
-        "another customer has their own counter"
-    );
+    let r = get(&here, &b).await;
+    assert_eq!(r.status, 200, "another customer has their own counter");
+    // A gold customer is not told about the bronze tier's limit.
+    assert_eq!(r.header("ratelimit-policy"), Some("\"per-customer\";q=2;w=3600"));
     // The bronze tier's own, tighter limit.
-    assert_eq!(get(&here, &bronze).await.status, 200);
+    let r = get(&here, &bronze).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"per-customer\";q=2;w=3600, \"bronze\";q=1;w=3600")
+    );
     let r = get(&here, &bronze).await;
     assert_eq!(r.status, 429);
     assert!(r.header("ratelimit").unwrap().starts_with("\"bronze\";r=0"));

@@ -21,6 +21,7 @@ pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod redact;
 pub mod reject;
 pub mod respond;
 pub mod route;

@@ -233,7 +233,7 @@ start_rampart() {
     local name=$1 port=$2 admin=$3 extra=$4 authn=${5:-} conf=$tmp/rampart-$1.toml
     render "$here/rampart.toml.in" "$conf" \
         PORT="$port" ADMIN_PORT="$admin" UPSTREAM_PORT="$UPSTREAM_PORT" CERT="$CERT" KEY="$KEY"
-    [[ -z $authn ]] || sed -i "s|^authn = \"none\"\$|authn = $authn|" "$conf"
+    [[ -z $authn ]] || sed -i "s|^authn = \"none\"\$|authn = $authn\nauthz = \"authenticated\"|" "$conf"
     printf '%s\n' "$extra" >>"$conf"
     log "rampart check --config $conf"
     "$RAMPART_BIN" check --config "$conf" >&2 || die "rampart check rejected the benchmark policy $conf"

@@ -58,6 +58,7 @@ pub struct Recorded {
 pub struct RecordingUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    canned: Canned,
     task: tokio::task::JoinHandle<()>,
     scheme: &'static str,
     accepted: Arc<std::sync::atomic::AtomicUsize>,
@@ -105,6 +106,8 @@ impl RecordingUpstream {
         let addr = tcp.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let seen2 = seen.clone();
+        let canned: Canned = Arc::default();
+        let canned2 = canned.clone();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let accepted2 = accepted.clone();
@@ -115,11 +118,13 @@ impl RecordingUpstream {
                 };
                 accepted2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let seen = seen2.clone();
+                let canned = canned2.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let seen = seen.clone();
-                        async move { Ok::<_, Infallible>(upstream_answer(req, seen).await) }
+                        let canned = canned.clone();
+                        async move { Ok::<_, Infallible>(upstream_answer(req, seen, canned).await) }
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match tls {
@@ -138,10 +143,21 @@ impl RecordingUpstream {
         Self {
             addr,
             seen,
+            canned,
             task,
             scheme,
             accepted,
         }
+    }
+
+    /// From now on, answers `path` (exactly) with `status` and the JSON
+    /// `body` (a backend's record, an entitlement service's answer).
+    pub fn answer(&self, path: &str, status: u16, body: &str) {
+        let status = StatusCode::from_u16(status).unwrap();
+        self.canned
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), (status, body.to_string()));
     }
 
     /// The URL to put in a policy's `targets`.
@@ -171,6 +187,9 @@ impl Drop for RecordingUpstream {
 }
 
 type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// Fixed answers by exact path: (status, JSON body).
+type Canned = Arc<Mutex<std::collections::HashMap<String, (StatusCode, String)>>>;
 
 /// A body that yields `left` chunks of `chunk\n`, one every `every`.
 struct SlowBody {
@@ -205,7 +224,11 @@ impl http_body::Body for SlowBody {
     }
 }
 
-async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>) -> Response<UpstreamBody> {
+async fn upstream_answer(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+    canned: Canned,
+) -> Response<UpstreamBody> {
     let (parts, body) = req.into_parts();
     let target = parts
         .uri
@@ -230,6 +253,14 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Recorded>>>
         r.body = body;
     }
     let path = parts.uri.path();
+    let fixed = canned.lock().unwrap().get(path).cloned();
+    if let Some((status, body)) = fixed {
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)).boxed())
+            .unwrap();
+    }
     if let Some(rest) = path.strip_prefix("/slow/") {
         // /slow/{chunks}/{ms}: a body sent one chunk every {ms}.
         let mut it = rest.split('/').map(|x| x.parse::<u64>().unwrap_or(1));

@@ -77,6 +77,8 @@ pub struct Gateway {
     pub state: Arc<ProcessState>,
     /// Issuers, DPoP checks and the revocation check.
     pub authn: crate::authn::gate::Authn,
+    /// Authorization: the rule environment and entitlement sources.
+    pub authz: crate::authz::Authz,
     /// Brute-force protection (`[brute_force]`).
     pub brute_force: crate::authn::brute_force::BruteForce,
     /// Identity forwarding (`[identity]`), shared by every upstream.
@@ -164,7 +166,16 @@ impl Gateway {
                 &empty_authn
             }
         };
-        let router = Router::from_config(&cfg.routes, index, &traffic, authn_for_routes)
+        let authz = crate::authz::Authz::from_config(cfg, loaded).map_err(|p| problems.extend(p));
+        let authz_empty;
+        let authz_for_routes = match &authz {
+            Ok(a) => a,
+            Err(()) => {
+                authz_empty = crate::authz::Authz::empty();
+                &authz_empty
+            }
+        };
+        let router = Router::from_config(&cfg.routes, index, &traffic, authn_for_routes, authz_for_routes)
             .map_err(|p| problems.extend(p));
         if cfg.routes.is_empty() {
             problems.push(ConfigProblem::warning(
@@ -237,7 +248,9 @@ impl Gateway {
             ));
         }
         // (Every section has been validated: nothing more to report.)
-        let (Ok(revocations), Ok(brute_force), Ok(identity)) = (revocations, brute_force, identity) else {
+        let (Ok(revocations), Ok(brute_force), Ok(identity), Ok(authz)) =
+            (revocations, brute_force, identity, authz)
+        else {
             return Err(loaded.problems(problems));
         };
         for u in &mut upstreams {
@@ -266,6 +279,7 @@ impl Gateway {
                     limits,
                     state,
                     authn: authn.with_revocations(revocations),
+                    authz,
                     brute_force,
                     identity,
                     traffic,

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod authn;
+pub mod authz;
 pub mod body;
 pub mod cli;
 pub mod clock;

@@ -6,6 +6,7 @@
 //!   → route      404 / 405 / 400 / 414 / 431   route/
 //!   → ip_filter  403 by client address         ip_filter/ (pre-TLS deny in listener/)
 //!   → authn      401 / 400 + WWW-Authenticate  authn/ (JWT, DPoP, mTLS-bound) → Principal
+//!   → authz      403 / 401 step-up / 400       authz/ (scopes, roles, rules, RAR) → Permit
 //!   → rate_limit 429 + Retry-After              rate_limit/ (keys may be the principal)
 //!   → in-flight  503 + Retry-After (gateway, route, upstream ceilings)
 //!   → upstream   502 / 504                     upstream/
@@ -21,6 +22,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{header, Request, Response};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -86,6 +88,7 @@ async fn run(
         // 403; 429 + Retry-After for brute force
     }
     route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
+    let scheme = token_scheme(req.headers());
     if route.authn != AuthnPolicy::None {
         ex.principal = authenticate(gw, ex, &req, route).await?; // 401 + WWW-Authenticate (400 if malformed)
         if !route.forward_credentials {
@@ -97,6 +100,16 @@ async fn run(
             }
         }
     }
+    let (mut parts, body) = req.into_parts();
+    // The body is read before authorization only when a rule or the
+    // authorization details look inside it.
+    let mut payload = Payload::Stream(body);
+    let mut json = None;
+    if route.authz.needs_body() {
+        let bytes = payload.read(body_limit(route)).await?; // 413
+        json = parse_json(&parts.headers, &bytes)?; // 400 invalid-json
+    }
+    let permit = authorize(gw, ex, route, &parts, json.as_ref(), scheme).await?; // 403; 401 step-up
     ex.rate_limit = route
         .limits
         .admit(
@@ -104,7 +117,7 @@ async fn run(
             &gw.metrics,
             ex.client_ip,
             ex.principal.as_deref(),
-            req.headers(),
+            &parts.headers,
             gw.clock.monotonic(),
         )
         .await
@@ -125,19 +138,145 @@ async fn run(
         Some(g) => g.try_enter().map(Some).ok_or(Reject::Overloaded(scope)),
     })
     .collect::<Result<Vec<_>, _>>()?;
-    let Some(idem) = &route.idempotency else {
-        let resp = upstream
-            .forward(
-                req.map(Either::Left),
-                ex,
-                gw.respond.request_id_header(),
-                route.timeout,
-            )
-            .await
-            .map_err(Reject::Upstream)?; // 502, 504
-        return Ok(gw.respond.finish(resp, route, upstream, ex)); // scrubs 5xx bodies, hides upstream URLs
+    let view = permit.view().and_then(|i| route.authz.view(i));
+    if view.is_some() {
+        // The response must be readable to be filtered.
+        parts.headers.remove(header::ACCEPT_ENCODING);
+    }
+    let resp = match &route.idempotency {
+        None => {
+            let req = Request::from_parts(parts, payload.into_forward());
+            let resp = upstream
+                .forward(req, ex, &permit, gw.respond.request_id_header(), route.timeout)
+                .await
+                .map_err(Reject::Upstream)?; // 502, 504
+            gw.respond.finish(resp, route, upstream, ex) // scrubs 5xx bodies, hides upstream URLs
+        }
+        Some(idem) => {
+            let body = payload.read(body_limit(route)).await?;
+            idempotent(gw, ex, parts, body, &permit, route, upstream, idem).await?
+            // 400, 409, 413, 422; replays
+        }
     };
-    idempotent(gw, ex, req, route, upstream, idem).await // 400, 409, 413, 422; replays
+    match view {
+        // Fields the caller's scope may not see are removed or masked.
+        Some(view) => crate::authz::views::filter_response(resp, view)
+            .await
+            .map_err(|detail| {
+                Reject::Upstream(UpstreamError::Protocol {
+                    upstream: upstream.name().clone(),
+                    detail,
+                })
+            }), // 502 if it cannot be filtered
+        None => Ok(resp),
+    }
+}
+
+/// The request body: still streaming, or read once (and then forwarded
+/// as exactly those bytes).
+enum Payload {
+    Stream(RequestBody),
+    Read(Bytes),
+}
+
+impl Payload {
+    /// The whole body, read at most once, up to `limit` bytes (413 above).
+    async fn read(&mut self, limit: usize) -> Result<Bytes, Reject> {
+        if let Payload::Read(b) = self {
+            return Ok(b.clone());
+        }
+        let Payload::Stream(body) = std::mem::replace(self, Payload::Read(Bytes::new())) else {
+            return Ok(Bytes::new());
+        };
+        let bytes = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    Reject::BodyTooLarge
+                } else {
+                    Reject::BodyUnreadable
+                }
+            })?
+            .to_bytes();
+        *self = Payload::Read(bytes.clone());
+        Ok(bytes)
+    }
+
+    fn into_forward(self) -> crate::ForwardBody {
+        match self {
+            Payload::Stream(b) => Either::Left(b),
+            Payload::Read(b) => Either::Right(Full::new(b)),
+        }
+    }
+}
+
+/// The most the gateway reads of a route's request body.
+fn body_limit(route: &RoutePolicy) -> usize {
+    match &route.idempotency {
+        Some(i) => i.max_body.min(route.max_body),
+        None => route.max_body,
+    }
+}
+
+/// A JSON body (`application/json` or `+json`) parsed strictly; `None` for
+/// an empty body or another media type.
+fn parse_json(headers: &http::HeaderMap, bytes: &Bytes) -> Result<Option<serde_json::Value>, Reject> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+    if !json || bytes.is_empty() {
+        return Ok(None);
+    }
+    crate::body::json::parse(bytes, &crate::body::json::JsonLimits::default())
+        .map(Some)
+        .map_err(Reject::InvalidJson)
+}
+
+/// The scheme the client's token came with, for challenges.
+fn token_scheme(h: &http::HeaderMap) -> &'static str {
+    match h.get(header::AUTHORIZATION).map(|v| v.as_bytes()) {
+        Some(v) if v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"dpop ") => "DPoP",
+        _ => "Bearer",
+    }
+}
+
+/// Runs the route's authorization: the permit to forward, or a refusal.
+async fn authorize(
+    gw: &Gateway,
+    ex: &Exchange,
+    route: &RoutePolicy,
+    parts: &http::request::Parts,
+    body: Option<&serde_json::Value>,
+    scheme: &'static str,
+) -> Result<crate::authz::Permit, Reject> {
+    let now = gw
+        .clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let input = crate::authz::rules::Input {
+        principal: ex.principal.as_deref(),
+        method: ex.method.as_str(),
+        params: &ex.params,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+        now,
+    };
+    gw.authz
+        .authorize(&route.authz, ex.principal.as_ref(), &input, gw.clock.monotonic())
+        .await
+        .map_err(|error| {
+            gw.metrics
+                .authz_refusals
+                .get_or_create(&crate::metrics::AuthzRefusalLabels { cause: error.cause() })
+                .inc();
+            Reject::Forbidden(crate::authz::AuthzRefusal { error, scheme })
+        })
 }
 
 /// Runs the route's authentication: the principal, or 401 with challenges.
@@ -205,27 +344,24 @@ async fn authenticate(
 
 /// An `Idempotency-Key` route: the first request is forwarded and its answer
 /// kept; a retry of the same request is answered from the store.
+#[allow(clippy::too_many_arguments)]
 async fn idempotent(
     gw: &Gateway,
     ex: &mut Exchange,
-    req: Request<RequestBody>,
+    parts: http::request::Parts,
+    body: Bytes,
+    permit: &crate::authz::Permit,
     route: &RoutePolicy,
     upstream: &Upstream,
     idem: &IdempotencyConfig,
 ) -> Result<Response<Body>, Reject> {
-    let key = req
-        .headers()
+    let key = parts
+        .headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= 255)
         .map(str::to_owned)
         .ok_or(Reject::IdempotencyKeyRequired)?;
-    let (parts, body) = req.into_parts();
-    let body = Limited::new(body, idem.max_body)
-        .collect()
-        .await
-        .map_err(|_| Reject::BodyTooLarge)?
-        .to_bytes();
     let fp = idempotency::fingerprint(parts.method.as_str(), ex.path.as_deref().unwrap_or("/"), &body);
     let redis = match idem.store {
         StoreKind::Redis => gw.traffic.redis.as_ref(),
@@ -245,7 +381,7 @@ async fn idempotent(
     };
     let req = Request::from_parts(parts, Either::Right(Full::new(body)));
     let resp = upstream
-        .forward(req, ex, gw.respond.request_id_header(), route.timeout)
+        .forward(req, ex, permit, gw.respond.request_id_header(), route.timeout)
         .await
         .map_err(Reject::Upstream)?; // the claim drops: a retry may go through
     if resp.status().is_server_error() {

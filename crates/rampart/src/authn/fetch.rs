@@ -78,7 +78,19 @@ impl HttpsClient {
         let accept = "application/json, application/jwk-set+json";
         tokio::time::timeout(
             self.timeout,
-            self.send(http::Method::GET, url, accept, None, None),
+            self.send(http::Method::GET, url, accept, None, None, false),
+        )
+        .await
+        .unwrap_or_else(|_| Err(JwksError::Fetch(format!("timed out after {:?}", self.timeout))))
+        .and_then(|b| b.ok_or_else(|| JwksError::Fetch("status 404 Not Found".into())))
+    }
+
+    /// `GET url` for JSON, expecting 200 (the body) or 404 (`None`) and at
+    /// most [`MAX_JWKS_BYTES`] (an entitlement lookup).
+    pub async fn get_json_or_absent(&self, url: &str) -> Result<Option<Bytes>, JwksError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.send(http::Method::GET, url, "application/json", None, None, true),
         )
         .await
         .unwrap_or_else(|_| Err(JwksError::Fetch(format!("timed out after {:?}", self.timeout))))
@@ -101,10 +113,12 @@ impl HttpsClient {
                 "application/json",
                 Some(authorization),
                 Some(Bytes::from(form)),
+                false,
             ),
         )
         .await
         .unwrap_or_else(|_| Err(JwksError::Fetch(format!("timed out after {:?}", self.timeout))))
+        .and_then(|b| b.ok_or_else(|| JwksError::Fetch("status 404 Not Found".into())))
     }
 
     async fn send(
@@ -114,7 +128,8 @@ impl HttpsClient {
         accept: &'static str,
         authorization: Option<&http::HeaderValue>,
         form: Option<Bytes>,
-    ) -> Result<Bytes, JwksError> {
+        not_found_ok: bool,
+    ) -> Result<Option<Bytes>, JwksError> {
         let fail = |step: &str, e: &dyn std::fmt::Display| JwksError::Fetch(format!("{step}: {e}"));
         let uri: Uri = url.parse().map_err(|e| fail("invalid URL", &e))?;
         if uri.scheme_str() != Some("https") {
@@ -159,6 +174,10 @@ impl HttpsClient {
             .body(Full::new(form.unwrap_or_default()))
             .map_err(|e| fail("request", &e))?;
         let resp = sender.send_request(req).await.map_err(|e| fail("request", &e))?;
+        if not_found_ok && resp.status() == http::StatusCode::NOT_FOUND {
+            driver.abort();
+            return Ok(None);
+        }
         if resp.status() != http::StatusCode::OK {
             driver.abort();
             return Err(JwksError::Fetch(format!("status {}", resp.status())));
@@ -169,7 +188,7 @@ impl HttpsClient {
             .map_err(|e| fail("body", &e))?
             .to_bytes();
         driver.abort();
-        Ok(body)
+        Ok(Some(body))
     }
 }
 

@@ -42,7 +42,6 @@ use super::sign::{random_id, SignError, SigningKey};
 use super::Principal;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ConfigProblem, LoadedConfig};
-use crate::exchange::Exchange;
 
 /// Default header for the subject.
 pub const SUBJECT_HEADER: &str = "x-authenticated-subject";
@@ -514,12 +513,19 @@ impl Identity {
         self.policy.jwt.as_ref().map(|j| j.key.jwks())
     }
 
-    /// Sets the identity headers (and the JWT) for a request authenticated
-    /// as `ex.principal`, toward upstream `upstream`. Client copies must
-    /// have been removed already ([`Identity::is_reserved`]). Without a
-    /// principal (`authn = "none"`), nothing is added.
-    pub fn assert(&self, h: &mut HeaderMap, ex: &Exchange, upstream: &str) -> Result<(), IdentityError> {
-        let Some(p) = &ex.principal else { return Ok(()) };
+    /// Sets the identity headers (and the JWT) for a request authorised
+    /// for `principal` (the permit's), toward upstream `upstream`; the JWT
+    /// carries `request_id` as `txn`. Client copies must have been removed
+    /// already ([`Identity::is_reserved`]). Without a principal (`authn =
+    /// "none"`), nothing is added.
+    pub fn assert(
+        &self,
+        h: &mut HeaderMap,
+        principal: Option<&Principal>,
+        request_id: &str,
+        upstream: &str,
+    ) -> Result<(), IdentityError> {
+        let Some(p) = principal else { return Ok(()) };
         if self.policy.headers {
             let n = &self.policy.names;
             let scopes = p.scopes().join(" ");
@@ -541,7 +547,7 @@ impl Identity {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                 .unwrap_or(0);
-            let token = self.sign(jwt, p, &ex.request_id, upstream, now)?;
+            let token = self.sign(jwt, p, request_id, upstream, now)?;
             let v = HeaderValue::from_str(&token).map_err(|e| SignError::Crypto(e.to_string()))?;
             h.insert(jwt.header.clone(), v);
         }
@@ -841,7 +847,9 @@ mod tests {
             let mut ex = crate::exchange::test_exchange("192.0.2.1:5000", true);
             ex.principal = Some(Arc::new(principal()));
             let mut h = HeaderMap::new();
-            identity.assert(&mut h, &ex, "core-banking").unwrap();
+            identity
+                .assert(&mut h, ex.principal.as_deref(), &ex.request_id, "core-banking")
+                .unwrap();
             assert_eq!(h[SUBJECT_HEADER], "customer-a");
             assert_eq!(h[CLIENT_ID_HEADER], "fintech-42");
             assert_eq!(h[SCOPES_HEADER], "accounts:read payments:write");
@@ -868,7 +876,9 @@ mod tests {
 
             // Each request gets its own token.
             let mut h2 = HeaderMap::new();
-            identity.assert(&mut h2, &ex, "core-banking").unwrap();
+            identity
+                .assert(&mut h2, ex.principal.as_deref(), &ex.request_id, "core-banking")
+                .unwrap();
             assert_ne!(h2["x-rampart-identity"], h["x-rampart-identity"]);
         }
     }
@@ -882,7 +892,9 @@ mod tests {
         let mut ex = crate::exchange::test_exchange("192.0.2.1:5000", true);
         ex.principal = Some(Arc::new(principal()));
         let mut h = HeaderMap::new();
-        identity.assert(&mut h, &ex, "core-banking").unwrap();
+        identity
+            .assert(&mut h, ex.principal.as_deref(), &ex.request_id, "core-banking")
+            .unwrap();
         assert!(h.get(SUBJECT_HEADER).is_none() && h.get(ISSUER_HEADER).is_none());
         let (_, claims) = verified(
             h["x-id"].to_str().unwrap(),
@@ -905,7 +917,9 @@ mod tests {
         let identity = Identity::new(build(cfg, &[("k.json", &jwk)]).unwrap(), FakeClock::at_unix(NOW));
         let ex = crate::exchange::test_exchange("192.0.2.1:5000", true);
         let mut h = HeaderMap::new();
-        identity.assert(&mut h, &ex, "core-banking").unwrap();
+        identity
+            .assert(&mut h, ex.principal.as_deref(), &ex.request_id, "core-banking")
+            .unwrap();
         assert!(h.is_empty(), "{h:?}");
     }
 }

@@ -250,3 +250,16 @@ impl Principal {
         self.certificate.as_ref()
     }
 }
+
+#[cfg(test)]
+impl Principal {
+    /// A principal from claims, for unit tests of the phases after authn
+    /// (test builds only: production code cannot make one outside authn).
+    pub(crate) fn for_tests(issuer: &str, claims: Value) -> Self {
+        let Value::Object(m) = claims else {
+            return Self::from_claims(Arc::from(issuer), Map::new(), i64::MAX);
+        };
+        let exp = m.get("exp").and_then(Value::as_i64).unwrap_or(i64::MAX);
+        Self::from_claims(Arc::from(issuer), m, exp)
+    }
+}

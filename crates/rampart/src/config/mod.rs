@@ -72,6 +72,9 @@ pub struct GatewayConfig {
     pub mtls: crate::authn::mtls::MtlsConfig,
     /// `[identity]`: how upstreams learn who is calling.
     pub identity: crate::authn::identity::IdentityConfig,
+    /// `[[entitlements]]`: what principals are entitled to, for
+    /// authorization rules.
+    pub entitlements: Vec<crate::authz::EntitlementConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

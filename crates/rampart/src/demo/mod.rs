@@ -143,7 +143,7 @@ pub async fn start(
             curl(&format!("{} {gateway_url}/v1/accounts", bearer("customer_a"))),
         ),
         (
-            "Customer B sees only their own accounts; A's account is 404 for B",
+            "Customer B sees only their own accounts; A's account is 403 for B (the gateway's ownership rule: the bank never sees the request)",
             format!(
                 "{}; echo; {}",
                 curl(&format!("{} {gateway_url}/v1/accounts", bearer("customer_b"))),
@@ -186,7 +186,7 @@ pub async fn start(
         (
             "Payments are limited to 5 a minute per client (earlier payments count): past five, 429 with Retry-After and RateLimit headers",
             format!(
-                "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" -d '{{}}' {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' -d '{{}}' {payments_url}"
+                "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" {payment} {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' {payment} {payments_url}"
             ),
         ),
         (

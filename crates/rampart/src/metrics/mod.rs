@@ -95,6 +95,15 @@ pub struct Metrics {
     pub authn_failures: Family<AuthnFailureLabels, Counter>,
     /// Brute-force bans, by kind.
     pub authn_bans: Family<AuthnBanLabels, Counter>,
+    /// Authorization refusals, by cause.
+    pub authz_refusals: Family<AuthzRefusalLabels, Counter>,
+}
+
+/// Labels of `rampart_authz_refusals_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthzRefusalLabels {
+    /// `scope`, `rule-false`, `step-up`, …
+    pub cause: &'static str,
 }
 
 /// Labels of `rampart_authn_bans_total`.
@@ -157,6 +166,12 @@ impl Metrics {
         let rate_limit_fallbacks = Family::<FallbackLabels, Counter>::default();
         let authn_failures = Family::<AuthnFailureLabels, Counter>::default();
         let authn_bans = Family::<AuthnBanLabels, Counter>::default();
+        let authz_refusals = Family::<AuthzRefusalLabels, Counter>::default();
+        registry.register(
+            "authz_refusals",
+            "Refused authorizations, by cause (the client only sees the class)",
+            authz_refusals.clone(),
+        );
         registry.register(
             "authn_bans",
             "Brute-force bans after repeated authentication failures, by kind (client_ip, api_key)",
@@ -245,6 +260,7 @@ impl Metrics {
             rate_limit_fallbacks,
             authn_failures,
             authn_bans,
+            authz_refusals,
         })
     }
 

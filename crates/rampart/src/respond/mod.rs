@@ -224,7 +224,16 @@ impl Responder {
     /// internal cause.
     pub fn reject(&self, reject: &Reject, ex: &Exchange) -> Response<Body> {
         let class = reject.class();
-        let mut resp = self.problem(class.status, class.code, class.title, ex);
+        let mut resp = self.problem(class.status, class.code, class.title, reject.pointer(), ex);
+        if let Reject::Forbidden(refusal) = reject {
+            let h = resp.headers_mut();
+            if let Some(c) = refusal.challenge() {
+                h.insert(header::WWW_AUTHENTICATE, c);
+            }
+            if let Some(secs) = refusal.retry_after() {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+        }
         if let Reject::Unauthenticated(refusal) = reject {
             let h = resp.headers_mut();
             for c in &refusal.challenges {
@@ -273,6 +282,7 @@ impl Responder {
                 parts.status,
                 "upstream-error",
                 "The service could not complete the request",
+                None,
                 ex,
             );
             self.decorate(scrubbed.headers_mut(), ex);
@@ -308,13 +318,23 @@ impl Responder {
         resp
     }
 
-    fn problem(&self, status: StatusCode, code: &str, title: &str, ex: &Exchange) -> Response<Body> {
-        let body = serde_json::json!({
+    fn problem(
+        &self,
+        status: StatusCode,
+        code: &str,
+        title: &str,
+        pointer: Option<&str>,
+        ex: &Exchange,
+    ) -> Response<Body> {
+        let mut body = serde_json::json!({
             "type": format!("{}{}", self.problem_type_base, code),
             "title": title,
             "status": status.as_u16(),
             "instance": format!("urn:uuid:{}", ex.request_id),
         });
+        if let (Some(p), Some(m)) = (pointer, body.as_object_mut()) {
+            m.insert("pointer".into(), serde_json::Value::from(p));
+        }
         let bytes = Bytes::from(body.to_string());
         let mut resp = Response::new(Either::Right(Full::new(bytes)));
         *resp.status_mut() = status;

@@ -21,6 +21,15 @@ pub struct RouteConfig {
     /// Accepted authentication methods. Required: a route is never open by
     /// omission. `"none"` exposes it without authentication.
     pub authn: Option<AuthnChoice>,
+    /// What an authenticated caller must have and be: `"authenticated"`,
+    /// or `[routes.authz]` with scopes, roles, rules and more. Required
+    /// on a route that authenticates; not allowed with `authn = "none"`.
+    pub authz: Option<crate::authz::AuthzChoice>,
+    /// Largest request body the gateway reads when it must look inside
+    /// (authorization rules on the body, authorization details); larger
+    /// gets 413. Default 1 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
     /// What clients see of an upstream 5xx: `scrub` (default) replaces the
     /// body by a generic problem; `pass` forwards it.
     #[serde(default)]
@@ -46,6 +55,10 @@ pub struct RouteConfig {
     /// Overrides the upstream's `request_timeout` for this route.
     #[serde(default, deserialize_with = "crate::config::duration::deserialize_opt")]
     pub timeout: Option<Duration>,
+}
+
+fn default_max_body() -> usize {
+    1024 * 1024
 }
 
 /// `authn = "none"` or `authn = ["method", …]`.

@@ -36,6 +36,10 @@ pub struct RoutePolicy {
     pub upstream: usize,
     /// How it authenticates.
     pub authn: AuthnPolicy,
+    /// How it authorises.
+    pub authz: crate::authz::RouteAuthz,
+    /// Largest request body read when the gateway must look inside.
+    pub max_body: usize,
     /// Send `Authorization` and `DPoP` on to the upstream (default: the
     /// gateway consumes them and forwards the identity instead).
     pub forward_credentials: bool,
@@ -70,6 +74,7 @@ impl Router {
         upstream_index: impl Fn(&str) -> Option<usize>,
         traffic: &crate::rate_limit::TrafficPolicy,
         authn_policy: &crate::authn::gate::Authn,
+        authz_policy: &crate::authz::Authz,
     ) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let mut specs = Vec::with_capacity(routes.len());
@@ -154,16 +159,44 @@ impl Router {
                     .map_err(|p| problems.extend(p))
                     .ok(),
             };
+            let params: Vec<String> = table::PathTemplate::parse(&r.path)
+                .map(|t| {
+                    t.segments()
+                        .iter()
+                        .filter_map(|s| match s {
+                            table::TemplateSegment::Param(name) => Some(name.to_string()),
+                            table::TemplateSegment::Literal(_) => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let open = matches!(&r.authn, Some(AuthnChoice::One(s)) if s == "none");
+            let authz = crate::authz::RouteAuthz::from_config(
+                &at("authz"),
+                r.authz.as_ref(),
+                open || r.authn.is_none(),
+                &params,
+                authz_policy,
+            )
+            .map_err(|p| problems.extend(p))
+            .ok();
+            if r.max_body == 0 {
+                problems.push(ConfigProblem::error(at("max_body"), "must be at least 1"));
+            }
             specs.push(RouteSpec {
                 host: r.host.clone(),
                 path: r.path.clone(),
                 methods,
             });
-            if let (Some(upstream), Some(authn), Some(ip), Some(limits)) = (upstream, authn, ip, limits) {
+            if let (Some(upstream), Some(authn), Some(authz), Some(ip), Some(limits)) =
+                (upstream, authn, authz, ip, limits)
+            {
                 policies.push(RoutePolicy {
                     id: Arc::from(r.id.as_str()),
                     upstream,
                     authn,
+                    authz,
+                    max_body: r.max_body,
                     forward_credentials: r.forward_credentials,
                     upstream_errors: r.upstream_errors,
                     timeout: r.timeout,

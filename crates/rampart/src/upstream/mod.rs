@@ -230,6 +230,7 @@ impl Upstream {
         &self,
         req: Request<ForwardBody>,
         ex: &Exchange,
+        permit: &crate::authz::Permit,
         request_id_header: &HeaderName,
         timeout: Option<Duration>,
     ) -> Result<Response<ResponseBody>, UpstreamError> {
@@ -238,6 +239,7 @@ impl Upstream {
         prepare_headers(
             &mut parts.headers,
             ex,
+            permit.principal(),
             request_id_header,
             self.preserve_host,
             &self.identity,
@@ -554,6 +556,7 @@ pub(crate) const DENY_REQUEST_HEADERS: &[&str] = &[
 fn prepare_headers(
     h: &mut http::HeaderMap,
     ex: &Exchange,
+    principal: Option<&crate::authn::Principal>,
     request_id_header: &HeaderName,
     preserve_host: bool,
     identity: &Identity,
@@ -621,7 +624,7 @@ fn prepare_headers(
     }
     h.insert(request_id_header.clone(), ex.request_id_value.clone());
     h.insert(crate::respond::X_FAPI_INTERACTION_ID, ex.interaction_id.clone());
-    identity.assert(h, ex, upstream)
+    identity.assert(h, principal, &ex.request_id, upstream)
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -118,6 +118,7 @@ fn forwarding_headers_describe_what_the_gateway_saw() {
     prepare_headers(
         &mut h,
         &ex,
+        ex.principal.as_deref(),
         &HeaderName::from_static("x-request-id"),
         false,
         &Default::default(),
@@ -149,6 +150,7 @@ fn forwarding_headers_describe_what_the_gateway_saw() {
     prepare_headers(
         &mut h,
         &ex,
+        ex.principal.as_deref(),
         &HeaderName::from_static("x-request-id"),
         true,
         &Default::default(),
@@ -172,6 +174,7 @@ fn http2_cookies_are_joined_for_the_upstream() {
     prepare_headers(
         &mut h,
         &ex,
+        ex.principal.as_deref(),
         &HeaderName::from_static("x-request-id"),
         false,
         &Default::default(),

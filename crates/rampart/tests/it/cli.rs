@@ -221,7 +221,7 @@ async fn dev_commands_mint_a_dpop_bound_token_the_gateway_accepts() {
     assert!(!jwks.contains("\"d\""), "the public JWKS holds a private key");
     let upstream = rampart_testkit::RecordingUpstream::start().await;
     let policy = format!(
-        "{}\n[[issuers]]\nname = \"dev\"\nissuer = \"https://dev-idp.test\"\naudiences = [\"bank-api\"]\njwks_file = \"jwks.json\"\n\n[[routes]]\nid = \"payments\"\npath = \"/v1/payments\"\nmethods = [\"POST\"]\nupstream = \"backend\"\nauthn = [\"jwt:dev\"]\nsender_constrained = true\n",
+        "{}\n[[issuers]]\nname = \"dev\"\nissuer = \"https://dev-idp.test\"\naudiences = [\"bank-api\"]\njwks_file = \"jwks.json\"\n\n[[routes]]\nid = \"payments\"\npath = \"/v1/payments\"\nmethods = [\"POST\"]\nupstream = \"backend\"\nauthn = [\"jwt:dev\"]\nauthz = \"authenticated\"\nsender_constrained = true\n",
         rampart_testkit::base_policy(&upstream.url())
     );
     let h = rampart_testkit::Harness::start_with_files(upstream, &policy, &[("jwks.json", &jwks)]).await;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use rampart_testkit::{admin_request, Alpn, Client};
 
+/// The payment the demo prints: from customer A's account acc-1001.
+const PAYMENT: &str = r#"{"debtor_account":"acc-1001","instructed_amount":{"amount":"125.00","currency":"EUR"},"creditor":{"name":"ACME Energy GmbH","iban":"DE89370400440532013000"},"remittance_information":"Invoice 2026-117"}"#;
+
 #[tokio::test]
 async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +84,10 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         .json()
         .to_string()
         .contains("acc-1003"));
-    assert_eq!(get("/v1/accounts/acc-1001", Some("customer_b")).await.status, 404);
+    // B asking for A's account: refused by the gateway's ownership rule.
+    let r = get("/v1/accounts/acc-1001", Some("customer_b")).await;
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("/forbidden"), "{}", r.text());
     // No token, an expired one, one for another audience: 401.
     for name in [None, Some("expired"), Some("wrong_audience")] {
         let r = get("/v1/accounts", name).await;
@@ -97,7 +103,7 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         assert!(!everything.contains(word), "{word} in {everything}");
     }
 
-    // Payments: a plain bearer token is refused; the DPoP-bound token with
+    // Payments (from the customer's own account): a plain bearer token is refused; the DPoP-bound token with
     // a fresh proof (made with the key demo.json names) passes. Five pass
     // the limiter, the sixth is 429 with its headers.
     let bound = &info["tokens"]["dpop_bound"];
@@ -131,7 +137,8 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
             if dpop {
                 headers.push(("dpop", proof.as_str()));
             }
-            c.send(http::Method::POST, "/v1/payments", &headers, "{}").await
+            c.send(http::Method::POST, "/v1/payments", &headers, PAYMENT)
+                .await
         }
     };
     assert_eq!(pay("demo-bearer".into(), false).await.status, 401);

@@ -62,6 +62,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 
 [[routes]]
 id = "status"

@@ -6,6 +6,7 @@
 
 mod admin;
 mod api_keys;
+mod authz;
 mod cli;
 mod demo;
 mod idempotency;

@@ -42,6 +42,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["api_key"]
+authz = "authenticated"
 "#,
         rampart_testkit::base_policy(&upstream.url())
     );

@@ -56,6 +56,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 
 [[routes]]
 id = "payment-create"
@@ -63,6 +64,7 @@ path = "/v1/payments"
 methods = ["POST"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 sender_constrained = true
 {extra_route}
 "#,
@@ -476,6 +478,7 @@ path = "/v1/transactions"
 methods = ["GET"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 
 [[routes.rate_limit]]
 name = "per-customer"
@@ -622,6 +625,7 @@ path = "/v1/payments"
 methods = ["POST"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 "#,
             rampart_testkit::base_policy(&upstream.url()),
             redis.url()

@@ -115,6 +115,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["mtls"]
+authz = "authenticated"
 
 [[routes]]
 id = "payment-create"
@@ -122,6 +123,7 @@ path = "/v1/payments"
 methods = ["POST"]
 upstream = "backend"
 authn = ["mtls+jwt:bank-idp"]
+authz = "authenticated"
 
 [[routes]]
 id = "balances"
@@ -129,6 +131,7 @@ path = "/v1/balances"
 methods = ["GET"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 "#,
         base = rampart_testkit::base_policy(&upstream.url()).replace(
             "key = \"server.key\"\n",

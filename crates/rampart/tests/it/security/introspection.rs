@@ -130,6 +130,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["introspect:bank-as"]
+authz = "authenticated"
 "#,
         base = rampart_testkit::base_policy(&upstream.url()),
     );

@@ -128,6 +128,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 "#,
         rampart_testkit::base_policy(&upstream.url()),
         server.url

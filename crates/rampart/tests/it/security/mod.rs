@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod authn;
+mod bola;
 mod client_certificates;
 mod header_spoofing;
 mod introspection;

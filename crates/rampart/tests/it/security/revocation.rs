@@ -45,6 +45,7 @@ path = "/v1/accounts"
 methods = ["GET"]
 upstream = "backend"
 authn = ["jwt:bank-idp"]
+authz = "authenticated"
 
 {extra}
 "#,

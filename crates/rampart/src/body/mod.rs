@@ -13,6 +13,8 @@
 //! is dropped anyway (the reset then protects the gateway), so a refused
 //! client cannot make the gateway read an unbounded upload.
 
+pub mod json;
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;

@@ -31,6 +31,8 @@ pub struct ProcessState {
     pub revocations: Arc<crate::authn::revocation::RevocationList>,
     /// Brute-force counters and banned key ids held in memory.
     pub brute_force: Arc<crate::authn::brute_force::BruteForceState>,
+    /// One-time-code lockouts and the memory replay cache.
+    pub mfa: Arc<crate::mfa::MfaState>,
 }
 
 impl ProcessState {
@@ -41,6 +43,7 @@ impl ProcessState {
             authn: Default::default(),
             revocations: Arc::default(),
             brute_force: Arc::default(),
+            mfa: crate::mfa::MfaState::new(crate::clock::SystemClock::shared()),
         })
     }
 }
@@ -79,6 +82,8 @@ pub struct Gateway {
     pub authn: crate::authn::gate::Authn,
     /// Authorization: the rule environment and entitlement sources.
     pub authz: crate::authz::Authz,
+    /// Second factors (`[mfa]`), if configured.
+    pub mfa: Option<Arc<crate::mfa::Mfa>>,
     /// Brute-force protection (`[brute_force]`).
     pub brute_force: crate::authn::brute_force::BruteForce,
     /// Identity forwarding (`[identity]`), shared by every upstream.
@@ -166,7 +171,21 @@ impl Gateway {
                 &empty_authn
             }
         };
-        let authz = crate::authz::Authz::from_config(cfg, loaded).map_err(|p| problems.extend(p));
+        let mfa = match &cfg.mfa {
+            None => Ok(None),
+            Some(m) => crate::mfa::MfaPolicy::from_config(m, loaded, traffic.redis_configured)
+                .map(|policy| {
+                    Some(Arc::new(crate::mfa::Mfa::new(
+                        policy,
+                        state.mfa.clone(),
+                        traffic.redis.clone(),
+                        clock.clone(),
+                    )))
+                })
+                .map_err(|p| problems.extend(p)),
+        };
+        let authz = crate::authz::Authz::from_config(cfg, loaded, mfa.clone().ok().flatten())
+            .map_err(|p| problems.extend(p));
         let authz_empty;
         let authz_for_routes = match &authz {
             Ok(a) => a,
@@ -248,8 +267,8 @@ impl Gateway {
             ));
         }
         // (Every section has been validated: nothing more to report.)
-        let (Ok(revocations), Ok(brute_force), Ok(identity), Ok(authz)) =
-            (revocations, brute_force, identity, authz)
+        let (Ok(revocations), Ok(brute_force), Ok(identity), Ok(authz), Ok(mfa)) =
+            (revocations, brute_force, identity, authz, mfa)
         else {
             return Err(loaded.problems(problems));
         };
@@ -280,6 +299,7 @@ impl Gateway {
                     state,
                     authn: authn.with_revocations(revocations),
                     authz,
+                    mfa,
                     brute_force,
                     identity,
                     traffic,

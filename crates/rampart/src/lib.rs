@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod ip_filter;
 pub mod listener;
 pub mod metrics;
+pub mod mfa;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod redact;
@@ -28,6 +29,7 @@ pub mod respond;
 pub mod route;
 pub mod runtime;
 pub mod secret;
+pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -109,7 +109,11 @@ async fn run(
         let bytes = payload.read(body_limit(route)).await?; // 413
         json = parse_json(&parts.headers, &bytes)?; // 400 invalid-json
     }
-    let permit = authorize(gw, ex, route, &parts, json.as_ref(), scheme).await?; // 403; 401 step-up
+    let permit = authorize(gw, ex, route, &parts, json.as_ref(), scheme).await?; // 403; 401 step-up; 429 confirmation locked
+    if let Some(h) = route.authz.confirm_header() {
+        // A one-time code is for the gateway, never the upstream.
+        parts.headers.remove(h);
+    }
     ex.rate_limit = route
         .limits
         .admit(

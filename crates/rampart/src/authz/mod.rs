@@ -74,6 +74,10 @@ impl Permit {
 pub struct Authz {
     env: Arc<cel::Env>,
     entitlements: Entitlements,
+    mfa: Option<Arc<crate::mfa::Mfa>>,
+    /// Whether the policy has an `[mfa]` section (valid or not: routes are
+    /// checked against it either way).
+    mfa_declared: bool,
 }
 
 impl std::fmt::Debug for Authz {
@@ -85,14 +89,17 @@ impl std::fmt::Debug for Authz {
 }
 
 impl Authz {
-    /// Validates `[[entitlements]]`.
+    /// Validates `[[entitlements]]`; `mfa` verifies confirmation codes.
     pub fn from_config(
         cfg: &crate::config::GatewayConfig,
         loaded: &LoadedConfig,
+        mfa: Option<Arc<crate::mfa::Mfa>>,
     ) -> Result<Self, Vec<ConfigProblem>> {
         Ok(Self {
             env: rules::env(),
             entitlements: Entitlements::from_config(&cfg.entitlements, loaded)?,
+            mfa,
+            mfa_declared: cfg.mfa.is_some(),
         })
     }
 
@@ -102,6 +109,8 @@ impl Authz {
         Self {
             env: rules::env(),
             entitlements: Entitlements::default(),
+            mfa: None,
+            mfa_declared: false,
         }
     }
 
@@ -160,8 +169,10 @@ impl Authz {
             // A full view changes nothing: the response streams through.
             (!req.views[i].is_full()).then_some(i)
         };
-        // 3–5 need the expression context.
-        if req.uses != Uses::default() {
+        // 3–6 may need the expression context.
+        let ctx = if req.uses == Uses::default() {
+            None
+        } else {
             let mut resolved = BTreeMap::new();
             if let Fields::Some(names) = &req.uses.entitlements {
                 for name in names {
@@ -170,9 +181,18 @@ impl Authz {
                     }
                 }
             }
-            let ctx = rules::context(&self.env, input, &req.uses, &resolved)?;
+            Some(rules::context(&self.env, input, &req.uses, &resolved)?)
+        };
+        // A condition that cannot be evaluated counts as met: the stronger
+        // requirement applies.
+        let holds = |w: &Option<Expression>| match (w, &ctx) {
+            (None, _) => true,
+            (Some(w), Some(ctx)) => w.eval(ctx).unwrap_or(true),
+            (Some(_), None) => true,
+        };
+        if let Some(ctx) = &ctx {
             for (index, rule) in req.rules.iter().enumerate() {
-                match rule.eval(&ctx) {
+                match rule.eval(ctx) {
                     Ok(true) => {}
                     Ok(false) => {
                         return Err(AuthzError::RuleFalse {
@@ -189,22 +209,18 @@ impl Authz {
                     }
                 }
             }
-            if let Some(rar) = &req.rar {
-                rar.check(p, input.body)?;
-            }
-            for s in &req.step_up {
-                // A condition that cannot be evaluated counts as met: the
-                // stronger requirement applies.
-                let applies = s.when.as_ref().is_none_or(|w| w.eval(&ctx).unwrap_or(true));
-                if applies {
-                    s.check(p, input.now)?;
-                }
-            }
-        } else if let Some(rar) = &req.rar {
+        }
+        if let Some(rar) = &req.rar {
             rar.check(p, input.body)?;
-        } else {
-            for s in &req.step_up {
+        }
+        for s in &req.step_up {
+            if holds(&s.when) {
                 s.check(p, input.now)?;
+            }
+        }
+        if let Some(c) = &req.confirm {
+            if holds(&c.when) {
+                self.confirm(c, p, input.headers).await?;
             }
         }
         Ok(Permit {
@@ -212,6 +228,54 @@ impl Authz {
             view,
         })
     }
+}
+
+impl Authz {
+    /// Transaction confirmation: the code in the configured header must be
+    /// the caller's current one-time code, not used before.
+    async fn confirm(&self, c: &Confirm, p: &Principal, headers: &http::HeaderMap) -> Result<(), AuthzError> {
+        let mut values = headers.get_all(&c.header).iter();
+        let code = match (values.next(), values.next()) {
+            (None, _) => return Err(AuthzError::ConfirmationMissing),
+            (Some(v), None) => v.to_str().unwrap_or(""),
+            (Some(_), Some(_)) => {
+                return Err(AuthzError::ConfirmationFailed(
+                    "the code header is repeated".into(),
+                ))
+            }
+        };
+        let user = p
+            .subject()
+            .ok_or_else(|| AuthzError::ConfirmationFailed("the principal has no subject".into()))?;
+        let mfa = self
+            .mfa
+            .as_ref()
+            .ok_or_else(|| AuthzError::ConfirmationUnavailable("no [mfa]".into()))?;
+        let outcome = mfa.confirm(user, code).await;
+        let label = match &outcome {
+            Ok(()) => "accepted",
+            Err(crate::mfa::MfaError::Locked(_)) => "locked",
+            Err(e) if e.is_unavailable() => "unavailable",
+            Err(crate::mfa::MfaError::Replayed) => "replayed",
+            Err(crate::mfa::MfaError::NotEnrolled) => "not-enrolled",
+            Err(_) => "wrong-code",
+        };
+        // Every attempt is recorded: who, and how it went (never the code).
+        tracing::info!(subject = %user, outcome = label, "transaction confirmation");
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(crate::mfa::MfaError::Locked(d)) => Err(AuthzError::ConfirmationLocked(d)),
+            Err(e) if e.is_unavailable() => Err(AuthzError::ConfirmationUnavailable(e.to_string())),
+            Err(e) => Err(AuthzError::ConfirmationFailed(e.to_string())),
+        }
+    }
+}
+
+/// `[routes.authz.confirm]`, validated.
+#[derive(Debug)]
+struct Confirm {
+    header: http::HeaderName,
+    when: Option<Expression>,
 }
 
 /// How one route authorises.
@@ -240,6 +304,7 @@ struct Requirements {
     rar: Option<RarPolicy>,
     step_up: Vec<StepUp>,
     views: Vec<View>,
+    confirm: Option<Confirm>,
     /// What the expressions read, together.
     uses: Uses,
 }
@@ -255,40 +320,41 @@ impl RouteAuthz {
         params: &[String],
         authz: &Authz,
     ) -> Result<Self, Vec<ConfigProblem>> {
-        let cfg =
-            match (choice, open) {
-                (None, true) => {
-                    return Ok(Self {
-                        kind: RouteKind::Open,
-                    })
-                }
-                (Some(_), true) => {
-                    return Err(vec![ConfigProblem::error(
-                        at,
-                        "authorization needs an authenticated caller; this route has authn = \"none\"",
-                    )])
-                }
-                (None, false) => {
-                    return Err(vec![ConfigProblem::error(
-                        at,
-                        "required on a route that authenticates: say what it authorises \
+        let cfg = match (choice, open) {
+            (None, true) => {
+                return Ok(Self {
+                    kind: RouteKind::Open,
+                })
+            }
+            (Some(_), true) => {
+                return Err(vec![ConfigProblem::error(
+                    at,
+                    "authorization needs an authenticated caller; this route has authn = \"none\"",
+                )])
+            }
+            (None, false) => {
+                return Err(vec![ConfigProblem::error(
+                    at,
+                    "required on a route that authenticates: say what it authorises \
                      ([routes.authz] with scopes, roles or rules), or write \
                      authz = \"authenticated\" to let any authenticated caller in",
-                    )])
-                }
-                (Some(AuthzChoice::Named(n)), false) if n == "authenticated" => {
-                    return Ok(Self {
-                        kind: RouteKind::Authenticated,
-                    })
-                }
-                (Some(AuthzChoice::Named(n)), false) => return Err(vec![ConfigProblem::error(
+                )])
+            }
+            (Some(AuthzChoice::Named(n)), false) if n == "authenticated" => {
+                return Ok(Self {
+                    kind: RouteKind::Authenticated,
+                })
+            }
+            (Some(AuthzChoice::Named(n)), false) => {
+                return Err(vec![ConfigProblem::error(
                     at,
                     format!(
                         "`{n}` is not a choice: write authz = \"authenticated\" or a [routes.authz] table"
                     ),
-                )]),
-                (Some(AuthzChoice::Rules(cfg)), false) => cfg,
-            };
+                )])
+            }
+            (Some(AuthzChoice::Rules(cfg)), false) => cfg,
+        };
         let mut problems = Vec::new();
         let names = authz.entitlements.names();
         let mut compile = |key: String, src: &str| match Expression::compile(&authz.env, src, params, &names)
@@ -305,6 +371,11 @@ impl RouteAuthz {
             .enumerate()
             .filter_map(|(j, s)| compile(format!("{at}.rules[{j}]"), s))
             .collect();
+        let confirm_when = cfg
+            .confirm
+            .as_ref()
+            .and_then(|c| c.when.as_ref())
+            .and_then(|w| compile(format!("{at}.confirm.when"), w));
         let mut step_up = Vec::new();
         for (j, s) in cfg.step_up.iter().enumerate() {
             let when = s
@@ -340,6 +411,29 @@ impl RouteAuthz {
                 })
             })
             .collect();
+        let confirm = match &cfg.confirm {
+            None => None,
+            Some(c) => {
+                let when = confirm_when;
+                match http::HeaderName::from_bytes(c.header.to_ascii_lowercase().as_bytes()) {
+                    _ if !authz.mfa_declared => {
+                        problems.push(ConfigProblem::error(
+                            format!("{at}.confirm"),
+                            "needs an [mfa] section (the store of enrolments and the key that seals them)",
+                        ));
+                        None
+                    }
+                    Ok(header) if header != http::header::AUTHORIZATION => Some(Confirm { header, when }),
+                    _ => {
+                        problems.push(ConfigProblem::error(
+                            format!("{at}.confirm.header"),
+                            "not a usable header name",
+                        ));
+                        None
+                    }
+                }
+            }
+        };
         let rar = match &cfg.authorization_details {
             None => None,
             Some(r) => RarPolicy::from_config(&format!("{at}.authorization_details"), r)
@@ -385,7 +479,11 @@ impl RouteAuthz {
             return Err(problems);
         }
         let mut uses = Uses::default();
-        for e in rules.iter().chain(step_up.iter().filter_map(|s| s.when.as_ref())) {
+        for e in rules
+            .iter()
+            .chain(step_up.iter().filter_map(|s| s.when.as_ref()))
+            .chain(confirm.iter().filter_map(|c| c.when.as_ref()))
+        {
             uses.merge(e.uses());
         }
         Ok(Self {
@@ -398,6 +496,7 @@ impl RouteAuthz {
                 rar,
                 step_up,
                 views,
+                confirm,
                 uses,
             })),
         })
@@ -416,6 +515,15 @@ impl RouteAuthz {
     pub fn view(&self, index: usize) -> Option<&View> {
         match &self.kind {
             RouteKind::Require(r) => r.views.get(index),
+            _ => None,
+        }
+    }
+
+    /// The header that carries a confirmation code, if the route asks for
+    /// one (it is removed before forwarding).
+    pub fn confirm_header(&self) -> Option<&http::HeaderName> {
+        match &self.kind {
+            RouteKind::Require(r) => r.confirm.as_ref().map(|c| &c.header),
             _ => None,
         }
     }

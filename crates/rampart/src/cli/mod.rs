@@ -1,7 +1,8 @@
 //! The command line: `serve`, `check`, `demo`, the ban and revocation
 //! commands (clients of the admin API), API-key management
-//! `keys create|list|rotate|revoke` ([`api_keys`]), and the developer
-//! commands `keys gen` and `token` ([`dev`]).
+//! `keys create|list|rotate|revoke` ([`api_keys`]), one-time-code
+//! enrolments `mfa enrol|list|reset|rekey` ([`mfa`]), and the developer
+//! commands `keys gen`, `token` ([`dev`]) and `mfa code`.
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not
 //! start; 2 usage error (wrong flags, missing file argument).
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub mod api_keys;
 pub mod dev;
+pub mod mfa;
 
 use crate::config::{ConfigErrors, Severity};
 
@@ -125,6 +127,14 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: IdentityCommand,
+    },
+    /// One-time codes (RFC 6238 TOTP) for transaction confirmation:
+    /// `enrol`, `list`, `reset`, `rekey` on the [mfa] store; `code` prints
+    /// a seed's current code (development).
+    Mfa {
+        /// What to do.
+        #[command(subcommand)]
+        command: mfa::MfaCommand,
     },
     /// Test tokens and DPoP proofs.
     Token {
@@ -242,6 +252,7 @@ pub fn main() -> ExitCode {
         }
         Command::Keys { command } => dev::keys(command),
         Command::Token { command } => dev::token(command),
+        Command::Mfa { command } => mfa::mfa(command),
         Command::Identity {
             command: IdentityCommand::Jwks { config },
         } => identity_jwks(&config),

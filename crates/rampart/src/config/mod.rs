@@ -75,6 +75,9 @@ pub struct GatewayConfig {
     /// `[[entitlements]]`: what principals are entitled to, for
     /// authorization rules.
     pub entitlements: Vec<crate::authz::EntitlementConfig>,
+    /// `[mfa]`: second factors (TOTP enrolments, admin users) and the key
+    /// that seals them.
+    pub mfa: Option<crate::mfa::MfaConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

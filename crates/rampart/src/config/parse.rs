@@ -190,6 +190,7 @@ const SECTIONS: &[&str] = &[
     "mtls",
     "identity",
     "entitlements",
+    "mfa",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -241,6 +242,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         mtls: cx.table("mtls"),
         identity: cx.table("identity"),
         entitlements: cx.array("entitlements"),
+        mfa: cx.table("mfa"),
     };
     if problems.is_empty() {
         Ok(config)

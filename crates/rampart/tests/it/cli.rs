@@ -37,6 +37,11 @@ fn pki_dir() -> tempfile::TempDir {
         "an-admin-token-of-sufficient-length-0001",
     )
     .unwrap();
+    std::fs::write(
+        dir.path().join("mfa.key"),
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    )
+    .unwrap();
     dir
 }
 
@@ -275,4 +280,80 @@ async fn dev_commands_mint_a_dpop_bound_token_the_gateway_accepts() {
         h.upstream.requests().last().unwrap().headers["x-authenticated-subject"],
         "customer-a"
     );
+}
+
+#[test]
+fn mfa_enrol_list_code_and_reset() {
+    let tmp = pki_dir();
+    std::fs::write(
+        tmp.path().join("mfa.key"),
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    )
+    .unwrap();
+    let policy = tmp.path().join("rampart.toml");
+    std::fs::write(&policy, "[mfa]\nkey_file = \"mfa.key\"\nissuer = \"Test Bank\"\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let p = policy.to_str().unwrap();
+    let (code, uri, err) = run(&[
+        "mfa",
+        "enrol",
+        "--config",
+        p,
+        "--user",
+        "cust-001",
+        "--algorithm",
+        "SHA256",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        uri.starts_with("otpauth://totp/Test%20Bank:cust%2D001?secret="),
+        "{uri}"
+    );
+    assert!(uri.contains("&algorithm=SHA256&digits=6&period=30"), "{uri}");
+    assert!(err.contains('█'), "a QR code on stderr: {err}");
+    let seed = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(err.contains(&format!("seed: {seed}")));
+    // Enrolled once; the seed is stored sealed, never in the clear.
+    assert_eq!(run(&["mfa", "enrol", "--config", p, "--user", "cust-001"]).0, 1);
+    let db = std::fs::read(tmp.path().join("rampart-mfa.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(&seed));
+    let (code, list, _) = run(&["mfa", "list", "--config", p]);
+    assert_eq!(code, 0);
+    assert!(
+        list.contains("cust-001") && list.contains("SHA256") && list.contains("k1"),
+        "{list}"
+    );
+    assert!(!list.contains(&seed));
+    // `mfa code` prints what the gateway will accept now.
+    let (code, otp, _) = run(&["mfa", "code", "--secret", &seed, "--algorithm", "SHA256"]);
+    assert_eq!(code, 0);
+    assert_eq!(otp.trim().len(), 6);
+    assert_eq!(run(&["mfa", "code", "--secret", "not base32!"]).0, 1);
+    assert_eq!(
+        run(&["mfa", "enrol", "--config", p, "--user", "x", "--digits", "7"]).0,
+        1
+    );
+    assert_eq!(run(&["mfa", "reset", "--config", p, "--user", "cust-001"]).0, 0);
+    assert_eq!(run(&["mfa", "reset", "--config", p, "--user", "cust-001"]).0, 1);
+    // A store that cannot be reached: exit 2.
+    std::fs::write(
+        &policy,
+        "[mfa]\nkey_file = \"mfa.key\"\nstore = \"postgres://u@127.0.0.1:1/db\"\n",
+    )
+    .unwrap();
+    assert_eq!(run(&["mfa", "list", "--config", p]).0, 2);
 }

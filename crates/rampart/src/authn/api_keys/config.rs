@@ -76,57 +76,7 @@ fn default_cache_ttl() -> Duration {
     Duration::from_secs(10)
 }
 
-/// Where the keys live, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// A SQLite file (created on first use).
-    Sqlite(PathBuf),
-    /// A PostgreSQL database. The URL may hold a password: never printed.
-    Postgres(Secret<String>),
-}
-
-impl StoreLocation {
-    /// Parses a store URL; a relative SQLite path is resolved with
-    /// `resolve`. The error never quotes the URL (it may hold a password).
-    pub fn parse(url: &str, resolve: impl Fn(&std::path::Path) -> PathBuf) -> Result<Self, String> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.contains('?') {
-                return Err("a sqlite:// store takes a file path only, without ?options".into());
-            }
-            if path.is_empty() {
-                return Err("a sqlite:// store needs a file path, e.g. sqlite://rampart-keys.db".into());
-            }
-            return Ok(Self::Sqlite(resolve(std::path::Path::new(path))));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return match sqlx::postgres::PgConnectOptions::from_str(url) {
-                Ok(_) => Ok(Self::Postgres(Secret::new(url.to_string()))),
-                Err(_) => Err(
-                    "not a valid postgres:// URL: expected postgres://user[:password]@host[:port]/database"
-                        .into(),
-                ),
-            };
-        }
-        Err("expected sqlite://PATH or postgres://user@host/database".into())
-    }
-
-    /// Where it is, for messages: the SQLite path, or PostgreSQL's host,
-    /// port and database (no user, no password).
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Sqlite(p) => format!("sqlite://{}", p.display()),
-            Self::Postgres(url) => match sqlx::postgres::PgConnectOptions::from_str(url.expose()) {
-                Ok(o) => format!(
-                    "postgres://{}:{}/{}",
-                    o.get_host(),
-                    o.get_port(),
-                    o.get_database().unwrap_or("")
-                ),
-                Err(_) => "postgres://[invalid]".into(),
-            },
-        }
-    }
-}
+pub use crate::store::StoreLocation;
 
 /// `[api_keys]`, validated.
 #[derive(Debug, Clone)]

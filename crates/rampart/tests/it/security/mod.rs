@@ -11,3 +11,4 @@ mod jwks;
 mod path_traversal;
 mod request_smuggling;
 mod revocation;
+mod totp;

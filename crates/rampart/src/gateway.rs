@@ -33,6 +33,8 @@ pub struct ProcessState {
     pub brute_force: Arc<crate::authn::brute_force::BruteForceState>,
     /// One-time-code lockouts and the memory replay cache.
     pub mfa: Arc<crate::mfa::MfaState>,
+    /// People signed in to the admin API.
+    pub admin_sessions: Arc<crate::admin::auth::Sessions>,
 }
 
 impl ProcessState {
@@ -44,6 +46,7 @@ impl ProcessState {
             revocations: Arc::default(),
             brute_force: Arc::default(),
             mfa: crate::mfa::MfaState::new(crate::clock::SystemClock::shared()),
+            admin_sessions: Arc::default(),
         })
     }
 }

@@ -70,6 +70,11 @@ impl Runtime {
         self.clock.clone()
     }
 
+    /// People signed in to the admin API (they outlive reloads).
+    pub fn admin_sessions(&self) -> Arc<crate::admin::auth::Sessions> {
+        self.snapshot().state.admin_sessions.clone()
+    }
+
     /// Process-wide metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

@@ -1,34 +1,48 @@
 //! The admin listener: health, readiness, metrics, reload, bans,
-//! revocations and the identity JWT's public keys.
+//! revocations, the identity JWT's public keys, and the management of
+//! credentials (API keys, admin users, MFA enrolments).
 //!
-//! Threat answered: the control plane reachable by API clients (invariant
-//! 5). The admin router is served only on its own listener (loopback by
-//! default, and a data-plane listener can never share its port); it is never
-//! mounted on a data-plane listener. `POST /admin/reload` needs the admin
-//! token, compared in constant time; without a configured token it is
-//! disabled. Full admin authentication (people with password and TOTP,
-//! machines with mTLS) comes with the authorization capability.
+//! Threat answered: the control plane reachable by API clients, or usable
+//! by anyone who reaches its port (invariant 5). The admin router is served
+//! only on its own listener (loopback by default, HTTPS with `[admin.tls]`;
+//! a data-plane listener can never share its port); it is never mounted on
+//! a data-plane listener. Every endpoint but health, readiness, the public
+//! JWKS and sign-in needs a credential and a role ([`auth`]): machine
+//! tokens, client certificates, or people signed in with password and
+//! one-time code ([`users`]). Every action is recorded with who did it.
 //!
-//! | Endpoint | Auth | Answer |
+//! | Endpoint | Role | Answer |
 //! |---|---|---|
 //! | `GET /healthz` | none | 200 while the process runs |
 //! | `GET /readyz` | none | 200 when serving, 503 while draining |
-//! | `GET /metrics` | none | OpenMetrics text (Prometheus scrapes it) |
+//! | `GET /metrics` | viewer (none with `metrics_auth = false`) | OpenMetrics text (Prometheus scrapes it) |
 //! | `GET /admin/identity/jwks` | none | the public JWKS of the identity JWT (`[identity]`); 404 when none is signed |
-//! | `POST /admin/reload` | admin token | 200 with the new generation; 422 with every problem, running policy kept |
-//! | `GET /admin/bans` | admin token | the bans in force |
-//! | `POST /admin/bans` | admin token | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full, or when shared bans cannot reach Redis (the ban then holds on this gateway only) |
-//! | `DELETE /admin/bans?cidr=…` | admin token | 200 `{"removed": bool}`; 503 when shared bans cannot reach Redis (nothing changed) |
-//! | `GET /admin/revocations` | admin token | the revocations in force (from Redis with `[revocation] store = "redis"`; 503 if it cannot answer) |
-//! | `POST /admin/revocations` | admin token | `{"jti"\|"sub"\|"client_id": "…", "ttl", "reason"}`: 201 with the entry; 400 on bad input; 503 when the list is full, or when Redis cannot be written (the revocation then holds on this gateway only) |
-//! | `DELETE /admin/revocations?jti=…` (or `sub=`, `client_id=`) | admin token | 200 `{"removed": bool}`; 503 when Redis cannot answer (nothing changed) |
+//! | `POST /admin/login` | none | `{"user", "password", "code"}`: 200 `{"token", "expires_in", "role"}`; 401 (which part was wrong is not told); 429 + Retry-After while locked out |
+//! | `POST /admin/logout` | viewer | ends the session |
+//! | `GET /admin/whoami` | viewer | `{"who", "role"}` |
+//! | `POST /admin/reload` | operator | 200 with the new generation; 422 with every problem, running policy kept |
+//! | `GET /admin/bans` | viewer | the bans in force |
+//! | `POST /admin/bans` | operator | `{"cidr", "ttl", "reason"}`: 201 with the ban; 400 on bad input; 503 when the list is full, or when shared bans cannot reach Redis (the ban then holds on this gateway only) |
+//! | `DELETE /admin/bans?cidr=…` | operator | 200 `{"removed": bool}`; 503 when shared bans cannot reach Redis (nothing changed) |
+//! | `GET /admin/revocations` | viewer | the revocations in force (from Redis with `[revocation] store = "redis"`; 503 if it cannot answer) |
+//! | `POST /admin/revocations` | operator | `{"jti"\|"sub"\|"client_id": "…", "ttl", "reason"}`: 201 with the entry; 400 on bad input; 503 when the list is full, or when Redis cannot be written (the revocation then holds on this gateway only) |
+//! | `DELETE /admin/revocations?jti=…` (or `sub=`, `client_id=`) | operator | 200 `{"removed": bool}`; 503 when Redis cannot answer (nothing changed) |
+//! | `GET /admin/keys` | viewer | API keys: ids, clients, scopes, dates, states (never keys) |
+//! | `DELETE /admin/keys?id=…` | security-admin | revokes an API key: 200 `{"revoked": bool}` |
+//! | `GET /admin/users` | viewer | admin users: names, roles, dates (never hashes) |
+//! | `DELETE /admin/users?user=…` | security-admin | removes an admin user and ends their sessions |
+//! | `GET /admin/mfa` | viewer | customers' TOTP enrolments: users, parameters, key ids (never seeds) |
+//! | `DELETE /admin/mfa?user=…` | security-admin | resets a customer's enrolment |
 
+pub mod auth;
 pub mod config;
+pub mod password;
+pub mod users;
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -46,61 +60,172 @@ use crate::secret::Secret;
 pub struct AdminPolicy {
     /// Admin listener address.
     pub bind: std::net::SocketAddr,
-    /// The admin token; `None` disables token-guarded endpoints.
-    pub token: Option<Secret<Vec<u8>>>,
+    /// Machine tokens (`token_file`/`token_env` first, named `admin`).
+    pub tokens: Vec<auth::MachineToken>,
+    /// Client certificate CNs and their roles.
+    pub clients: Vec<(String, config::Role)>,
+    /// HTTPS for the admin listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long a person's sign-in lasts.
+    pub session_ttl: std::time::Duration,
+    /// Whether `/metrics` needs a credential.
+    pub metrics_auth: bool,
 }
 
 /// Shortest admin token accepted, in bytes.
 pub const MIN_TOKEN_LEN: usize = 24;
 
+/// Longest `session_ttl`.
+pub const MAX_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// Reads a token from `file` or `env` (exactly one); `at` names the keys.
+fn read_token(
+    file: Option<&std::path::Path>,
+    env: Option<&str>,
+    (file_key, env_key): (&str, &str),
+    loaded: &LoadedConfig,
+) -> Result<Option<Secret<Vec<u8>>>, ConfigProblem> {
+    let (key, text) = match (file, env) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigProblem::error(
+                env_key,
+                "set the file or the environment variable, not both",
+            ))
+        }
+        (None, None) => return Ok(None),
+        (Some(f), None) => {
+            let path = loaded.resolve(f);
+            match std::fs::read_to_string(&path) {
+                Ok(s) => (file_key, s.trim().to_string()),
+                Err(e) => {
+                    return Err(ConfigProblem::error(
+                        file_key,
+                        format!("cannot read {}: {e}", path.display()),
+                    ))
+                }
+            }
+        }
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(s) => (env_key, s.trim().to_string()),
+            Err(_) => {
+                return Err(ConfigProblem::error(
+                    env_key,
+                    format!("environment variable `{var}` is not set"),
+                ))
+            }
+        },
+    };
+    if text.len() < MIN_TOKEN_LEN {
+        return Err(ConfigProblem::error(
+            key,
+            format!("the admin token must be at least {MIN_TOKEN_LEN} characters"),
+        ));
+    }
+    Ok(Some(Secret::new(text.into_bytes())))
+}
+
 // === impl AdminPolicy ===
 
 impl AdminPolicy {
-    /// Validates `[admin]` and reads the token.
+    /// Validates `[admin]` and reads its tokens and certificates.
     pub fn from_config(cfg: &AdminConfig, loaded: &LoadedConfig) -> Result<Self, Vec<ConfigProblem>> {
-        let token = match (&cfg.token_file, &cfg.token_env) {
-            (Some(_), Some(_)) => {
-                return Err(vec![ConfigProblem::error(
-                    "admin.token_env",
-                    "set token_file or token_env, not both",
-                )])
+        let mut problems = Vec::new();
+        let mut tokens = Vec::new();
+        match read_token(
+            cfg.token_file.as_deref(),
+            cfg.token_env.as_deref(),
+            ("admin.token_file", "admin.token_env"),
+            loaded,
+        ) {
+            Ok(Some(secret)) => tokens.push(auth::MachineToken {
+                name: "admin".into(),
+                secret,
+                role: cfg.token_role,
+            }),
+            Ok(None) => {}
+            Err(p) => problems.push(p),
+        }
+        for (i, t) in cfg.tokens.iter().enumerate() {
+            let at = |k: &str| format!("admin.tokens[{i}].{k}");
+            let name_ok = !t.name.is_empty()
+                && t.name != "admin"
+                && t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok || cfg.tokens[..i].iter().any(|o| o.name == t.name) {
+                problems.push(ConfigProblem::error(
+                    at("name"),
+                    "a unique name: letters, digits, `-`, `_`, `.` (not `admin`)",
+                ));
             }
-            (None, None) => None,
-            (Some(f), None) => {
-                let path = loaded.resolve(f);
-                match std::fs::read_to_string(&path) {
-                    Ok(s) => Some(("admin.token_file", s.trim().to_string())),
-                    Err(e) => {
-                        return Err(vec![ConfigProblem::error(
-                            "admin.token_file",
-                            format!("cannot read {}: {e}", path.display()),
-                        )])
-                    }
-                }
+            match read_token(
+                t.file.as_deref(),
+                t.env.as_deref(),
+                (&at("file"), &at("env")),
+                loaded,
+            ) {
+                Ok(Some(secret)) => tokens.push(auth::MachineToken {
+                    name: t.name.clone(),
+                    secret,
+                    role: t.role,
+                }),
+                Ok(None) => problems.push(ConfigProblem::error(
+                    at("file"),
+                    "required: the file holding the token (or `env`)",
+                )),
+                Err(p) => problems.push(p),
             }
-            (None, Some(var)) => match std::env::var(var) {
-                Ok(s) => Some(("admin.token_env", s.trim().to_string())),
-                Err(_) => {
-                    return Err(vec![ConfigProblem::error(
-                        "admin.token_env",
-                        format!("environment variable `{var}` is not set"),
-                    )])
+        }
+        for (i, a) in tokens.iter().enumerate() {
+            if tokens[..i].iter().any(|b| b.secret == a.secret) {
+                problems.push(ConfigProblem::error(
+                    "admin.tokens",
+                    format!("token `{}` is the same as another", a.name),
+                ));
+            }
+        }
+        let tls = match &cfg.tls {
+            None => None,
+            Some(t) => match crate::listener::server_config("admin.tls", t, loaded) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(p) => {
+                    problems.extend(p);
+                    None
                 }
             },
         };
-        let token = match token {
-            Some((key, t)) if t.len() < MIN_TOKEN_LEN => {
-                return Err(vec![ConfigProblem::error(
-                    key,
-                    format!("the admin token must be at least {MIN_TOKEN_LEN} characters"),
-                )])
+        let mut clients = Vec::new();
+        for (i, c) in cfg.clients.iter().enumerate() {
+            if c.subject.trim().is_empty() || cfg.clients[..i].iter().any(|o| o.subject == c.subject) {
+                problems.push(ConfigProblem::error(
+                    format!("admin.clients[{i}].subject"),
+                    "a unique, non-empty CN",
+                ));
             }
-            Some((_, t)) => Some(Secret::new(t.into_bytes())),
-            None => None,
-        };
+            clients.push((c.subject.clone(), c.role));
+        }
+        if !clients.is_empty() && cfg.tls.as_ref().and_then(|t| t.client_ca.as_ref()).is_none() {
+            problems.push(ConfigProblem::error(
+                "admin.clients",
+                "client certificates need [admin.tls] with client_auth and client_ca",
+            ));
+        }
+        if cfg.session_ttl.is_zero() || cfg.session_ttl > MAX_SESSION_TTL {
+            problems.push(ConfigProblem::error(
+                "admin.session_ttl",
+                "must be more than 0 and at most 12h",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(Self {
             bind: cfg.bind,
-            token,
+            tokens,
+            clients,
+            tls,
+            session_ttl: cfg.session_ttl,
+            metrics_auth: cfg.metrics_auth,
         })
     }
 }
@@ -111,6 +236,12 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/admin/login", post(auth::login))
+        .route("/admin/logout", post(auth::logout))
+        .route("/admin/whoami", get(auth::whoami))
+        .route("/admin/keys", get(list_keys).delete(revoke_key))
+        .route("/admin/users", get(list_users).delete(remove_user))
+        .route("/admin/mfa", get(list_mfa).delete(reset_mfa))
         .route("/admin/reload", post(reload))
         .route("/admin/identity/jwks", get(identity_jwks))
         .route("/admin/bans", get(list_bans).post(add_ban).delete(remove_ban))
@@ -126,19 +257,59 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
                 Json(json!({"title": "Not found", "status": 404})),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(runtime.clone(), auth::guard))
         .with_state(runtime)
 }
 
 /// Serves the admin router on `tcp` until shutdown.
+/// Longest TLS handshake on the admin listener.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the admin router on `tcp` until shutdown: plain HTTP, or HTTPS
+/// when the current policy has `[admin.tls]` (read per connection, so a
+/// reload renews the certificate). A verified client certificate's CN
+/// reaches the handlers as [`auth::AdminPeer`].
 pub async fn serve(tcp: TcpListener, runtime: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
-    let app = router(runtime);
-    let served = axum::serve(tcp, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "admin listener failed");
+    let app = router(runtime.clone());
+    loop {
+        let accepted = tokio::select! {
+            a = tcp.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            continue;
+        };
+        let tls = runtime.snapshot().admin.tls.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            match tls {
+                None => {
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                }
+                Some(cfg) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let cert_cn = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| auth::common_name(c.as_ref()));
+                    let app = app.layer(axum::Extension(auth::AdminPeer { cert_cn }));
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                }
+            }
+        });
     }
 }
 
@@ -174,42 +345,7 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
         .into_response()
 }
 
-fn authorised(rt: &Runtime, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let gw = rt.snapshot();
-    let Some(token) = &gw.admin.token else {
-        return Err(Box::new(
-            (
-                StatusCode::FORBIDDEN,
-                Json(json!({"title": "No admin token is configured; reload with SIGHUP", "status": 403})),
-            )
-                .into_response(),
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or("");
-    if token.ct_eq(presented.as_bytes()) {
-        Ok(())
-    } else {
-        Err(Box::new(
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"rampart-admin\"")],
-                Json(json!({"title": "Unauthorized", "status": 401})),
-            )
-                .into_response(),
-        ))
-    }
-}
-
-async fn reload(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
+async fn reload(State(rt): State<Arc<Runtime>>) -> Response {
     match rt.reload().await {
         Ok(generation) => (
             StatusCode::OK,
@@ -251,10 +387,7 @@ fn bad_request(detail: &str) -> Response {
         .into_response()
 }
 
-async fn list_bans(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
+async fn list_bans(State(rt): State<Arc<Runtime>>) -> Response {
     let gw = rt.snapshot();
     let bans: Vec<_> = gw
         .limits
@@ -266,10 +399,7 @@ async fn list_bans(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Respon
     Json(json!({ "bans": bans })).into_response()
 }
 
-async fn add_ban(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
+async fn add_ban(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return bad_request(
             "the body must be JSON: {\"cidr\": \"203.0.113.7/32\", \"ttl\": \"10m\", \"reason\": \"…\"}",
@@ -318,12 +448,8 @@ async fn add_ban(State(rt): State<Arc<Runtime>>, headers: HeaderMap, body: axum:
 
 async fn remove_ban(
     State(rt): State<Arc<Runtime>>,
-    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
     let Some(net) = q.get("cidr").and_then(|c| crate::ip_filter::parse_net(c)) else {
         return bad_request("`cidr` query parameter must be an IP address or CIDR");
     };
@@ -375,10 +501,7 @@ fn revocation_target<'a>(
     }
 }
 
-async fn list_revocations(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response {
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
+async fn list_revocations(State(rt): State<Arc<Runtime>>) -> Response {
     let gw = rt.snapshot();
     match gw.authn.revocations().list().await {
         Ok(list) => {
@@ -389,15 +512,8 @@ async fn list_revocations(State(rt): State<Arc<Runtime>>, headers: HeaderMap) ->
     }
 }
 
-async fn add_revocation(
-    State(rt): State<Arc<Runtime>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+async fn add_revocation(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Response {
     use crate::authn::revocation::RevocationError;
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
     let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return bad_request(
             "the body must be JSON: {\"jti\": \"…\", \"ttl\": \"1h\", \"reason\": \"…\"} (or \"sub\", \"client_id\")",
@@ -429,13 +545,9 @@ async fn add_revocation(
 
 async fn remove_revocation(
     State(rt): State<Arc<Runtime>>,
-    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     use crate::authn::revocation::RevocationError;
-    if let Err(resp) = authorised(&rt, &headers) {
-        return *resp;
-    }
     let (kind, value) = match revocation_target(|k| q.get(k).map(String::as_str)) {
         Ok(t) => t,
         Err(resp) => return *resp,
@@ -448,5 +560,126 @@ async fn remove_revocation(
         }
         Err(RevocationError::Invalid(why)) => bad_request(why),
         Err(e) => unavailable(&e),
+    }
+}
+
+fn unavailable_store(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"title": e.to_string(), "status": 503})),
+    )
+        .into_response()
+}
+
+fn not_configured(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"title": format!("No {what} section is configured"), "status": 404})),
+    )
+        .into_response()
+}
+
+fn unix_date(secs: Option<i64>) -> serde_json::Value {
+    match secs.and_then(|s| u64::try_from(s).ok()) {
+        Some(s) => json!(humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)
+        )
+        .to_string()),
+        None => serde_json::Value::Null,
+    }
+}
+
+type Query = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+async fn list_keys(State(rt): State<Arc<Runtime>>) -> Response {
+    let gw = rt.snapshot();
+    let Some(keys) = gw.authn.api_keys() else {
+        return not_configured("[api_keys]");
+    };
+    let now = crate::authn::sign::unix_now();
+    match keys.list().await {
+        Ok(list) => Json(json!({"keys": list.iter().map(|k| json!({
+            "id": k.key_id, "client": k.client, "scopes": k.scopes,
+            "created_at": unix_date(Some(k.created_at)), "expires_at": unix_date(k.expires_at),
+            "last_used_at": unix_date(k.last_used_at), "state": k.state(now).as_str(),
+        })).collect::<Vec<_>>()}))
+        .into_response(),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+async fn revoke_key(State(rt): State<Arc<Runtime>>, axum::extract::Query(q): Query) -> Response {
+    let gw = rt.snapshot();
+    let Some(keys) = gw.authn.api_keys() else {
+        return not_configured("[api_keys]");
+    };
+    let Some(id) = q
+        .get("id")
+        .filter(|id| id.len() == crate::authn::api_keys::ID_LEN)
+    else {
+        return bad_request("`id` must be a key id, as GET /admin/keys shows it (not the key)");
+    };
+    match keys.revoke(id).await {
+        Ok(revoked) => Json(json!({"revoked": revoked})).into_response(),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+async fn list_users(State(rt): State<Arc<Runtime>>) -> Response {
+    let Some(mfa) = rt.snapshot().mfa.clone() else {
+        return not_configured("[mfa]");
+    };
+    match users::list(&mfa).await {
+        Ok(list) => Json(json!({"users": list.iter().map(|(name, u)| json!({
+            "user": name, "role": u.role.as_str(), "created_at": unix_date(Some(u.created_at)),
+            "password_changed_at": unix_date(Some(u.password_changed_at)),
+        })).collect::<Vec<_>>()}))
+        .into_response(),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+async fn remove_user(State(rt): State<Arc<Runtime>>, axum::extract::Query(q): Query) -> Response {
+    let Some(mfa) = rt.snapshot().mfa.clone() else {
+        return not_configured("[mfa]");
+    };
+    let Some(user) = q.get("user") else {
+        return bad_request("`user` query parameter is required");
+    };
+    match users::remove(&mfa, user).await {
+        Ok(removed) => {
+            rt.admin_sessions().end_user(user);
+            Json(json!({"removed": removed})).into_response()
+        }
+        Err(users::UsersError::InvalidName) => bad_request("not a user name"),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+async fn list_mfa(State(rt): State<Arc<Runtime>>) -> Response {
+    let Some(mfa) = rt.snapshot().mfa.clone() else {
+        return not_configured("[mfa]");
+    };
+    match mfa.list().await {
+        Ok(list) => Json(json!({"enrolments": list.iter().map(|(user, f)| json!({
+            "user": user, "algorithm": f.algorithm.as_str(), "digits": f.digits,
+            "key_id": f.secret.key_id, "created_at": unix_date(Some(f.created_at)),
+        })).collect::<Vec<_>>()}))
+        .into_response(),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+async fn reset_mfa(State(rt): State<Arc<Runtime>>, axum::extract::Query(q): Query) -> Response {
+    let Some(mfa) = rt.snapshot().mfa.clone() else {
+        return not_configured("[mfa]");
+    };
+    let Some(user) = q.get("user") else {
+        return bad_request("`user` query parameter is required");
+    };
+    match mfa.reset(user).await {
+        Ok(reset) => Json(json!({"reset": reset})).into_response(),
+        Err(crate::mfa::MfaError::InvalidInput(why)) => bad_request(&why),
+        Err(e) => unavailable_store(e),
     }
 }

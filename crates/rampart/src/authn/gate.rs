@@ -492,6 +492,11 @@ impl Authn {
         Err(self.refusal(error, route))
     }
 
+    /// The API keys, when `[api_keys]` is configured.
+    pub fn api_keys(&self) -> Option<&Arc<super::ApiKeys>> {
+        self.api_keys.as_ref()
+    }
+
     /// The API-key header, when `[api_keys]` is configured.
     pub fn api_key_header(&self) -> Option<&http::HeaderName> {
         self.api_keys.as_ref().map(|k| k.header())

@@ -1,7 +1,8 @@
 //! The command line: `serve`, `check`, `demo`, the ban and revocation
 //! commands (clients of the admin API), API-key management
 //! `keys create|list|rotate|revoke` ([`api_keys`]), one-time-code
-//! enrolments `mfa enrol|list|reset|rekey` ([`mfa`]), and the developer
+//! enrolments `mfa enrol|list|reset|rekey` ([`mfa`]), admin users
+//! `admin user add|passwd|list|remove` ([`admin`]), and the developer
 //! commands `keys gen`, `token` ([`dev`]) and `mfa code`.
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod api_keys;
 pub mod dev;
 pub mod mfa;
@@ -136,6 +138,13 @@ pub enum Command {
         #[command(subcommand)]
         command: mfa::MfaCommand,
     },
+    /// The admin plane's people: `user add|passwd|list|remove` (password
+    /// and TOTP, in the [mfa] store).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     /// Test tokens and DPoP proofs.
     Token {
         /// What to do.
@@ -253,6 +262,7 @@ pub fn main() -> ExitCode {
         Command::Keys { command } => dev::keys(command),
         Command::Token { command } => dev::token(command),
         Command::Mfa { command } => mfa::mfa(command),
+        Command::Admin { command } => admin::admin(command),
         Command::Identity {
             command: IdentityCommand::Jwks { config },
         } => identity_jwks(&config),

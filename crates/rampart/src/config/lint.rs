@@ -56,10 +56,28 @@ pub fn lint(cfg: &GatewayConfig) -> Vec<ConfigProblem> {
             "the admin listener is reachable from other hosts; keep it on loopback or a management network",
         ));
     }
-    if cfg.admin.token_file.is_none() && cfg.admin.token_env.is_none() {
+    if cfg.admin.token_file.is_none()
+        && cfg.admin.token_env.is_none()
+        && cfg.admin.tokens.is_empty()
+        && cfg.admin.clients.is_empty()
+        && cfg.mfa.is_none()
+    {
         w.push(ConfigProblem::warning(
             "admin",
-            "no admin token: POST /admin/reload is disabled (SIGHUP still reloads)",
+            "no admin token, client certificate or admin users ([mfa]): the admin API refuses everyone \
+             but health and readiness checks (SIGHUP still reloads)",
+        ));
+    }
+    if !cfg.admin.metrics_auth {
+        w.push(ConfigProblem::warning(
+            "admin.metrics_auth",
+            "anyone who reaches the admin port can read /metrics (route ids, traffic, refusal causes)",
+        ));
+    }
+    if !cfg.admin.bind.ip().is_loopback() && cfg.admin.tls.is_none() {
+        w.push(ConfigProblem::warning(
+            "admin.tls",
+            "the admin listener is off loopback without TLS: tokens and passwords cross the network in the clear",
         ));
     }
     let authenticates = cfg

@@ -202,7 +202,10 @@ pub async fn start(
         ("An upstream stack trace, scrubbed", curl(&format!("-i {gateway_url}/v1/debug/fail"))),
         ("A slow upstream: 504 after the route's 2s timeout", curl(&format!("-i '{gateway_url}/v1/debug/slow?ms=5000'"))),
         ("TLS 1.1 is refused", format!("openssl s_client -connect 127.0.0.1:{gw_port} -tls1_1 </dev/null")),
-        ("Prometheus metrics", format!("curl {admin_url}/metrics")),
+        (
+            "Prometheus metrics (the admin API needs a credential: here the demo's admin token, role operator)",
+            format!("curl -H \"Authorization: Bearer $(cat {}/admin.token)\" {admin_url}/metrics", dir.display()),
+        ),
         (
             "Reload the policy after editing it",
             format!("curl -X POST -H \"Authorization: Bearer $(cat {}/admin.token)\" {admin_url}/admin/reload", dir.display()),

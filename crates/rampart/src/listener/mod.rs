@@ -158,7 +158,7 @@ impl ListenerPolicy {
                 None
             }
             None => None,
-            Some(t) => match server_config(i, t, loaded) {
+            Some(t) => match server_config(&format!("listeners[{i}].tls"), t, loaded) {
                 Ok(c) => Some(TlsAcceptor::from(Arc::new(c))),
                 Err(p) => {
                     problems.extend(p);
@@ -178,12 +178,15 @@ impl ListenerPolicy {
     }
 }
 
-fn server_config(
-    i: usize,
+/// A TLS server configuration from a `tls` section at key path `section`
+/// (`listeners[0].tls`, `admin.tls`): the one provider, TLS 1.3/1.2,
+/// ALPN h2 and http/1.1, client certificates as configured.
+pub fn server_config(
+    section: &str,
     t: &config::ListenerTlsConfig,
     loaded: &LoadedConfig,
 ) -> Result<rustls::ServerConfig, Vec<ConfigProblem>> {
-    let at = |k: &str| format!("listeners[{i}].tls.{k}");
+    let at = |k: &str| format!("{section}.{k}");
     let mut problems = Vec::new();
     let certs = crate::tls::load_certs(&loaded.resolve(&t.cert))
         .map_err(|e| problems.push(ConfigProblem::error(at("cert"), e)));

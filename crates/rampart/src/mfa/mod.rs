@@ -501,9 +501,10 @@ impl Mfa {
         (until > now).then(|| until - now)
     }
 
-    /// Counts a failure on `key`; past `max_failures` in a row, a lockout
-    /// (doubling each time, at most `max_lockout`). Returns `e`.
-    fn failed(&self, key: &str, e: MfaError) -> MfaError {
+    /// Counts a failure on `key` (a wrong code, or a wrong password before
+    /// the code); past `max_failures` in a row, a lockout (doubling each
+    /// time, at most `max_lockout`). Returns `e`.
+    pub fn failed(&self, key: &str, e: MfaError) -> MfaError {
         let now = self.clock.monotonic();
         let Ok(mut locks) = self.state.locks.lock() else {
             return e;

@@ -38,6 +38,11 @@ fn pki_dir() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(
+        certs.join("viewer.token"),
+        "a-viewer-token-of-sufficient-length-0002",
+    )
+    .unwrap();
+    std::fs::write(
         dir.path().join("mfa.key"),
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     )
@@ -356,4 +361,87 @@ fn mfa_enrol_list_code_and_reset() {
     )
     .unwrap();
     assert_eq!(run(&["mfa", "list", "--config", p]).0, 2);
+}
+
+#[test]
+fn admin_users_are_added_with_a_checked_password_and_a_totp() {
+    use std::io::Write;
+    let tmp = pki_dir();
+    let policy = tmp.path().join("rampart.toml");
+    std::fs::write(&policy, "[mfa]\nkey_file = \"mfa.key\"\n").unwrap();
+    let p = policy.to_str().unwrap().to_owned();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let add = |user: &str, role: &str, pw: &str| {
+        run(
+            &[
+                "admin", "user", "add", "--config", &p, "--user", user, "--role", role,
+            ],
+            &format!("{pw}\n"),
+        )
+    };
+    // The password policy, each case.
+    for (pw, why) in [
+        ("too-short", "at least 12 characters"),
+        ("1qaz2wsx3edc", "commonly used"),
+        ("Sunshine2026!!", "commonly used"),
+        ("my-name-is-bob-ok", "user name"),
+    ] {
+        let (code, _, err) = add("bob", "operator", pw);
+        assert_eq!(code, 1, "{pw}: {err}");
+        assert!(err.contains(why), "{pw}: {err}");
+        assert!(!err.contains(pw), "the password is echoed: {err}");
+    }
+    assert_eq!(add("bob", "root", "Tr4vel-by-Night-Tr@in").0, 1, "unknown role");
+    let (code, uri, err) = add("bob", "security-admin", "Tr4vel-by-Night-Tr@in");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        uri.starts_with("otpauth://totp/Rampart:admin%3Abob?secret="),
+        "{uri}"
+    );
+    assert!(err.contains('█'));
+    assert_eq!(add("bob", "viewer", "Another-Long-Passphrase").0, 1, "exists");
+    let (code, list, _) = run(&["admin", "user", "list", "--config", &p], "");
+    assert_eq!(code, 0);
+    assert!(list.contains("bob") && list.contains("security-admin"), "{list}");
+    assert!(!list.contains("argon2"));
+    // The store holds a hash, not the password.
+    let db = std::fs::read(tmp.path().join("rampart-mfa.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains("Tr4vel-by-Night-Tr@in") && db.contains("$argon2id$"));
+    let passwd = |pw: &str| {
+        run(
+            &["admin", "user", "passwd", "--config", &p, "--user", "bob"],
+            &format!("{pw}\n"),
+        )
+    };
+    assert_eq!(passwd("short").0, 1);
+    assert_eq!(passwd("A-Different-Long-Passphrase").0, 0);
+    let nobody = run(
+        &["admin", "user", "passwd", "--config", &p, "--user", "nobody"],
+        "Another-Long-Passphrase\n",
+    );
+    assert_eq!(nobody.0, 1, "no such user: {}", nobody.2);
+    assert_eq!(
+        run(&["admin", "user", "remove", "--config", &p, "--user", "bob"], "").0,
+        0
+    );
+    assert_eq!(
+        run(&["admin", "user", "remove", "--config", &p, "--user", "bob"], "").0,
+        1
+    );
 }

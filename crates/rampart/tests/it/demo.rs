@@ -207,12 +207,10 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
     assert_eq!(r.status, 500);
     assert!(!r.text().contains("PaymentService"), "{}", r.text());
 
-    let m = admin_request(
-        http::Method::GET,
-        &format!("{}/metrics", info["admin_url"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let metrics_url = format!("{}/metrics", info["admin_url"].as_str().unwrap());
+    let m = admin_request(http::Method::GET, &metrics_url, None).await;
+    assert_eq!(m.status, 401, "metrics need a credential");
+    let m = admin_request(http::Method::GET, &metrics_url, info["admin_token"].as_str()).await;
     assert!(m.text().contains("rampart_requests_total"), "{}", m.text());
 
     let pid = child.id().unwrap();

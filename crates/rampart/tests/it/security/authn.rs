@@ -277,9 +277,13 @@ async fn forged_altered_and_stale_tokens_are_refused() {
     }
     assert_eq!(idp.h.upstream.count(), 0, "an attack reached the upstream");
     // Operators see the causes.
-    let m = admin_request(Method::GET, &idp.h.admin_url("/metrics"), None)
-        .await
-        .text();
+    let m = admin_request(
+        Method::GET,
+        &idp.h.admin_url("/metrics"),
+        Some(rampart_testkit::ADMIN_TOKEN),
+    )
+    .await
+    .text();
     for cause in [
         "authn.expired",
         "authn.bad_signature",

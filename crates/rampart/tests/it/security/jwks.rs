@@ -152,12 +152,15 @@ async fn a_flood_of_unknown_kids_fetches_the_jwks_once() {
     wait_for_keys(&h, &token(&key)).await;
     // Past the floor since the first load: one refresh is allowed now.
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    // 200 tokens, each under a kid the JWKS does not have, made first.
+    let strangers: Vec<String> = (0..200)
+        .map(|_| token(&SigningKey::generate(Algorithm::ES256).unwrap()))
+        .collect();
     let before = server.fetches.load(Ordering::SeqCst);
-    // 200 tokens, each under a kid the JWKS does not have, at once.
+    let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..200 {
-        let stranger = SigningKey::generate(Algorithm::ES256).unwrap();
-        let (c, t) = (h.client_h2(), token(&stranger));
+    for t in strangers {
+        let c = h.client_h2();
         tasks.spawn(async move {
             let auth = format!("Bearer {t}");
             c.send(
@@ -175,7 +178,14 @@ async fn a_flood_of_unknown_kids_fetches_the_jwks_once() {
         assert_eq!(status.unwrap(), 401);
     }
     let extra = server.fetches.load(Ordering::SeqCst) - before;
-    assert_eq!(extra, 1, "unknown kids fetched the JWKS {extra} times");
+    // One fetch, and at most one more per floor (1s) if a loaded machine
+    // stretches the flood past it: never one per unknown kid.
+    let allowed = 1 + started.elapsed().as_secs() as usize;
+    assert!(
+        (1..=allowed).contains(&extra),
+        "unknown kids fetched the JWKS {extra} times in {:?}",
+        started.elapsed()
+    );
     assert_eq!(h.upstream.count(), 1);
 }
 

@@ -107,9 +107,13 @@ async fn revoke(h: &Harness, body: Value) -> TestResponse {
 }
 
 async fn metrics(h: &Harness) -> String {
-    admin_request(Method::GET, &h.admin_url("/metrics"), None)
-        .await
-        .text()
+    admin_request(
+        Method::GET,
+        &h.admin_url("/metrics"),
+        Some(rampart_testkit::ADMIN_TOKEN),
+    )
+    .await
+    .text()
 }
 
 async fn wait_redis_up(h: &Harness) {

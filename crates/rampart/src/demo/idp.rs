@@ -106,7 +106,8 @@ impl DemoIdp {
         let claims = |sub: &str, scope: &str| {
             json!({
                 "iss": self.issuer, "aud": audience, "sub": sub, "client_id": "demo-app",
-                "scope": scope, "iat": now, "exp": now + 12 * 3600, "acr": "urn:demo:sca",
+                "scope": scope, "iat": now, "exp": now + 12 * 3600, "acr": "urn:demo:acr:basic",
+                "auth_time": now,
             })
         };
         let mint = |c: &Value| self.key.mint(c).map_err(|e| e.to_string());
@@ -138,21 +139,38 @@ impl DemoIdp {
             "wrong_audience".into(),
             json!({"token": token, "file": write("wrong_audience.jwt", &token)?}),
         );
-        // A DPoP-bound token: the client's proof key travels with it.
+        // DPoP-bound tokens: the client's proof key travels with them. The
+        // customer consented (RFC 9396) to payments of at most 5000.00 EUR to
+        // one creditor; the second token is the same after a step-up to a
+        // strong authentication (RFC 9470).
         let proof_key = SigningKey::generate(jsonwebtoken::Algorithm::ES256).map_err(|e| e.to_string())?;
-        let mut bound = claims("cust-001", scope);
-        bound["cnf"] = json!({"jkt": proof_key.thumbprint()});
-        let token = mint(&bound)?;
         let jwk = Value::Object(proof_key.private_jwk().map_err(|e| e.to_string())?);
-        out.insert(
-            "dpop_bound".into(),
-            json!({
-                "token": token,
-                "file": write("dpop_bound.jwt", &token)?,
-                "key_file": write("dpop_key.jwk", &jwk.to_string())?,
-                "sub": "cust-001",
-            }),
-        );
+        let key_file = write("dpop_key.jwk", &jwk.to_string())?;
+        for (name, acr) in [
+            ("dpop_bound", "urn:demo:acr:basic"),
+            ("dpop_bound_sca", "urn:demo:acr:strong"),
+        ] {
+            let mut bound = claims("cust-001", scope);
+            bound["cnf"] = json!({"jkt": proof_key.thumbprint()});
+            bound["acr"] = json!(acr);
+            bound["authorization_details"] = json!([{
+                "type": "payment_initiation",
+                "instructedAmount": {"currency": "EUR", "amount": "5000.00"},
+                "creditorName": "ACME Energy GmbH",
+                "creditorAccount": {"iban": super::CONSENTED_CREDITOR},
+            }]);
+            let token = mint(&bound)?;
+            out.insert(
+                name.into(),
+                json!({
+                    "token": token,
+                    "file": write(&format!("{name}.jwt"), &token)?,
+                    "key_file": key_file,
+                    "sub": "cust-001",
+                    "acr": acr,
+                }),
+            );
+        }
         Ok(Value::Object(out))
     }
 }

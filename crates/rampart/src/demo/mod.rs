@@ -21,6 +21,13 @@ use serde_json::json;
 /// The audience the demo's tokens are for.
 pub const AUDIENCE: &str = "https://localhost/demo-bank";
 
+/// The creditor the demo customer consented to pay (RFC 9396 details of the
+/// DPoP-bound tokens).
+pub const CONSENTED_CREDITOR: &str = "DE89370400440532013000";
+
+/// The demo customer enrolled for transaction confirmation.
+pub const TOTP_USER: &str = "cust-001";
+
 /// The demo policy template, with `@GATEWAY_BIND@`, `@ADMIN_BIND@`,
 /// `@BANK_URL@`, `@IDP_URL@` and `@GATEWAY_AUDIENCE@` placeholders.
 pub const POLICY_TEMPLATE: &str = include_str!("../../../../config/demo/rampart.toml");
@@ -95,6 +102,12 @@ pub async fn start(
     }
     pki::write_private(&dir.join("api-keys.pepper"), &format!("{}\n", random_token()))
         .map_err(|e| format!("cannot write the API-key pepper: {e}"))?;
+    // A new sealing key each run, and so a new store of enrolments.
+    for stale in ["mfa.db", "mfa.db-wal", "mfa.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    pki::write_private(&dir.join("mfa.key"), &format!("{}\n", random_key_b64()))
+        .map_err(|e| format!("cannot write the MFA key: {e}"))?;
     let tokens = idp.mint_tokens(&dir, AUDIENCE)?;
 
     let gateway_bind = SocketAddr::from(([127, 0, 0, 1], port));
@@ -117,6 +130,7 @@ pub async fn start(
         other => other.to_string(),
     })?;
     let api_keys = partner_key(&policy_path, &dir).await?;
+    let totp = enrol_customer(&policy_path, &dir).await?;
     let gw_port = server.first_addr().map(|a| a.port()).unwrap_or(port);
     let admin_addr = server.admin_addr();
     let gateway_url = format!("https://localhost:{gw_port}");
@@ -136,7 +150,22 @@ pub async fn start(
         t = tok("dpop_bound"),
         k = tokens_dir.join("dpop_key.jwk").display(),
     );
-    let payment = "-d '{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{\"amount\":\"125.00\",\"currency\":\"EUR\"},\"creditor\":{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"},\"remittance_information\":\"Invoice 2026-117\"}'";
+    let pay = |amount: &str, iban: &str| {
+        format!(
+            "-d '{{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{{\"amount\":\"{amount}\",\"currency\":\"EUR\"}},\"creditor\":{{\"name\":\"ACME Energy GmbH\",\"iban\":\"{iban}\"}},\"remittance_information\":\"Invoice 2026-117\"}}'"
+        )
+    };
+    let payment = pay("125.00", CONSENTED_CREDITOR);
+    let dpop_sca = format!(
+        "-H \"Authorization: DPoP {t}\" -H \"DPoP: $({exe} token dpop --key {k} --method POST --url {payments_url} --token {t})\"",
+        t = tok("dpop_bound_sca"),
+        k = tokens_dir.join("dpop_key.jwk").display(),
+    );
+    let totp_code = format!(
+        "$({exe} mfa code --secret $(cat {}/customer_a.totp))",
+        tokens_dir.display()
+    );
+    let json = "-H 'content-type: application/json'";
     let examples = vec![
         (
             "Customer A's accounts (the demo IdP's token; the bank sees only the identity)",
@@ -184,6 +213,41 @@ pub async fn start(
             )),
         ),
         (
+            "A payment to a creditor the customer did not consent to (RFC 9396 authorization_details): 403 insufficient-authorization-details",
+            curl(&format!(
+                "-i -X POST {dpop} {json} -H 'Idempotency-Key: demo-rar-1' {} {payments_url}",
+                pay("125.00", "FR1420041010050500013M02606")
+            )),
+        ),
+        (
+            "A payment above 1000 EUR needs a stronger authentication (RFC 9470): 401 with WWW-Authenticate: ... error=\"insufficient_user_authentication\", acr_values=\"urn:demo:acr:strong\"",
+            curl(&format!(
+                "-i -X POST {dpop} {json} -H 'Idempotency-Key: demo-big-1' {} {payments_url}",
+                pay("2500.00", CONSENTED_CREDITOR)
+            )),
+        ),
+        (
+            "With the stepped-up token it also needs the customer's one-time code (above 500 EUR): without it 403 confirmation-required",
+            curl(&format!(
+                "-i -X POST {dpop_sca} {json} -H 'Idempotency-Key: demo-big-2' {} {payments_url}",
+                pay("2500.00", CONSENTED_CREDITOR)
+            )),
+        ),
+        (
+            "Confirmed with the current TOTP code (the demo customer's seed is in tokens/customer_a.totp): 201; the same code again is a replay, 403 confirmation-failed",
+            format!(
+                "CODE={totp_code}; {}; echo; {}",
+                curl(&format!(
+                    "-s -o /dev/null -w '%{{http_code}}' -X POST {dpop_sca} {json} -H \"X-Confirmation-Code: $CODE\" -H 'Idempotency-Key: demo-big-3' {} {payments_url}",
+                    pay("2500.00", CONSENTED_CREDITOR)
+                )),
+                curl(&format!(
+                    "-i -X POST {dpop_sca} {json} -H \"X-Confirmation-Code: $CODE\" -H 'Idempotency-Key: demo-big-4' {} {payments_url}",
+                    pay("2600.00", CONSENTED_CREDITOR)
+                ))
+            ),
+        ),
+        (
             "Payments are limited to 5 a minute per client (earlier payments count): past five, 429 with Retry-After and RateLimit headers",
             format!(
                 "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" {payment} {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' {payment} {payments_url}"
@@ -225,6 +289,7 @@ pub async fn start(
         "audience": AUDIENCE,
         "tokens": tokens,
         "api_keys": api_keys,
+        "totp": totp,
         "examples": examples.iter().map(|(what, cmd)| json!({"what": what, "command": cmd})).collect::<Vec<_>>(),
     });
     let json_path = dir.join("demo.json");
@@ -286,6 +351,35 @@ fn print_banner(info: &serde_json::Value) {
             println!();
         }
     }
+}
+
+/// Enrols the demo customer for TOTP confirmation; the seed goes to
+/// `tokens/customer_a.totp` and `demo.json` (it is demo data).
+async fn enrol_customer(policy_path: &Path, dir: &Path) -> Result<serde_json::Value, String> {
+    let mfa =
+        crate::cli::mfa::open(policy_path).map_err(|_| "the demo policy's [mfa] is not valid".to_string())?;
+    let e = mfa
+        .enrol(TOTP_USER, crate::mfa::totp::Algorithm::Sha1, 6)
+        .await
+        .map_err(|e| format!("cannot enrol the demo customer: {e}"))?;
+    let file = dir.join("tokens").join("customer_a.totp");
+    pki::write_private(&file, e.secret_base32.expose()).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(json!({
+        "user": TOTP_USER,
+        "secret": e.secret_base32.expose(),
+        "secret_file": file.display().to_string(),
+        "otpauth_uri": e.uri.expose(),
+    }))
+}
+
+/// 32 random bytes, base64 (a sealing key).
+fn random_key_b64() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        bytes.copy_from_slice(&uuid::Uuid::new_v4().as_bytes().repeat(2));
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn random_token() -> String {

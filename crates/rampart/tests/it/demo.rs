@@ -103,27 +103,32 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         assert!(!everything.contains(word), "{word} in {everything}");
     }
 
-    // Payments (from the customer's own account): a plain bearer token is refused; the DPoP-bound token with
-    // a fresh proof (made with the key demo.json names) passes. Five pass
-    // the limiter, the sixth is 429 with its headers.
+    // Payments (from the customer's own account): a plain bearer token is
+    // refused; the DPoP-bound token with a fresh proof (made with the key
+    // demo.json names) passes within the customer's consent (RFC 9396);
+    // above 1000 EUR it needs the stepped-up token (RFC 9470), and above 500
+    // the customer's one-time code, once. Five succeed in a minute, the
+    // sixth is 429 with its headers.
     let bound = &info["tokens"]["dpop_bound"];
     let jwk: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(bound["key_file"].as_str().unwrap()).unwrap()).unwrap();
     let proof_key = rampart::authn::sign::SigningKey::from_private_jwk(&jwk).unwrap();
-    let dpop_token = bound["token"].as_str().unwrap();
     let url = format!("{}/v1/payments", info["gateway_url"].as_str().unwrap());
-    let pay = |key: String, dpop: bool| {
+    let pay = |key: &str, tok: &str, body: String, code: Option<String>| {
         let c = c.clone();
+        let key = key.to_owned();
+        let dpop = tok.starts_with("dpop");
+        let token_text = token(tok);
         let auth = if dpop {
-            format!("DPoP {dpop_token}")
+            format!("DPoP {token_text}")
         } else {
-            format!("Bearer {}", token("customer_a"))
+            format!("Bearer {token_text}")
         };
         let proof = proof_key
             .dpop_proof(
                 "POST",
                 &url,
-                Some(dpop_token),
+                Some(&token_text),
                 rampart::authn::sign::unix_now(),
                 None,
             )
@@ -137,21 +142,83 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
             if dpop {
                 headers.push(("dpop", proof.as_str()));
             }
-            c.send(http::Method::POST, "/v1/payments", &headers, PAYMENT)
-                .await
+            if let Some(code) = &code {
+                headers.push(("x-confirmation-code", code.as_str()));
+            }
+            c.send(http::Method::POST, "/v1/payments", &headers, body).await
         }
     };
-    assert_eq!(pay("demo-bearer".into(), false).await.status, 401);
-    for i in 1..=5 {
-        let r = pay(format!("demo-limit-{i}"), true).await;
-        assert!(
-            r.status != 429 && r.status != 401,
-            "payment {i}: {} {}",
-            r.status,
-            r.text()
-        );
+    let body = |amount: &str, iban: &str| {
+        PAYMENT
+            .replace("125.00", amount)
+            .replace("DE89370400440532013000", iban)
+    };
+    let code_of = |r: &rampart_testkit::TestResponse| {
+        r.json()["type"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        pay("demo-bearer", "customer_a", PAYMENT.into(), None)
+            .await
+            .status,
+        401
+    );
+    let r = pay(
+        "demo-rar",
+        "dpop_bound",
+        body("125.00", "FR1420041010050500013M02606"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), code_of(&r)),
+        (403, "insufficient-authorization-details".into())
+    );
+    let big = body("2500.00", "DE89370400440532013000");
+    let r = pay("demo-big-1", "dpop_bound", big.clone(), None).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\", acr_values=\"urn:demo:acr:strong\""),
+        "{:?}",
+        r.headers
+    );
+    let r = pay("demo-big-2", "dpop_bound_sca", big.clone(), None).await;
+    assert_eq!(
+        (r.status.as_u16(), code_of(&r)),
+        (403, "confirmation-required".into())
+    );
+    let seed = rampart::mfa::totp::base32_decode(info["totp"]["secret"].as_str().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = rampart::mfa::totp::totp(rampart::mfa::totp::Algorithm::Sha1, &seed, now, 6);
+    let r = pay("demo-big-3", "dpop_bound_sca", big.clone(), Some(code.clone())).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = pay(
+        "demo-big-4",
+        "dpop_bound_sca",
+        body("2600.00", "DE89370400440532013000"),
+        Some(code),
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), code_of(&r)),
+        (403, "confirmation-failed".into()),
+        "a replayed code"
+    );
+    for i in 1..=4 {
+        let r = pay(&format!("demo-limit-{i}"), "dpop_bound", PAYMENT.into(), None).await;
+        assert_eq!(r.status, 201, "payment {i}: {}", r.text());
     }
-    let r = pay("demo-limit-6".into(), true).await;
+    let r = pay("demo-limit-5", "dpop_bound", PAYMENT.into(), None).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
     assert!(r.header("ratelimit").unwrap().starts_with("\"payments\";r=0;t="));

@@ -557,6 +557,13 @@ impl Harness {
         format!("http://{}{}", self.server().admin_addr(), path)
     }
 
+    /// The gateway's `/metrics` text (read with the admin token).
+    pub async fn metrics(&self) -> String {
+        admin_request(Method::GET, &self.admin_url("/metrics"), Some(ADMIN_TOKEN))
+            .await
+            .text()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.pki.ca_cert_pem, self.addr(), Alpn::Http1)
     }

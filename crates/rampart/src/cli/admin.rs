@@ -72,10 +72,7 @@ pub enum UserCommand {
     },
 }
 
-fn bad(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(1)
-}
+use super::bad;
 
 fn failed(e: &UsersError) -> ExitCode {
     eprintln!("error: {e}");

@@ -15,12 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::authn::api_keys::{self, ApiKeys, ApiKeysError, ApiKeysPolicy, KeyRecord, NewKey};
 use crate::clock::{Clock, SystemClock};
-use crate::config::LoadedConfig;
 
-fn bad(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(1)
-}
+use super::bad;
 
 fn failed(e: &ApiKeysError) -> ExitCode {
     eprintln!("error: {e}");
@@ -30,25 +26,15 @@ fn failed(e: &ApiKeysError) -> ExitCode {
 /// Loads the policy and builds the API-key runtime from `[api_keys]` only
 /// (the rest of the policy need not be valid here).
 fn open(config: &Path) -> Result<ApiKeys, ExitCode> {
-    let loaded = LoadedConfig::from_file(config).map_err(|errors| {
-        for p in &errors.problems {
-            eprintln!("{}", errors.render(p));
-        }
-        ExitCode::from(1)
-    })?;
+    let loaded = super::load_policy(config)?;
     let Some(section) = &loaded.config.api_keys else {
         return Err(bad(format!(
             "{}: the policy has no [api_keys] section",
             config.display()
         )));
     };
-    let policy = ApiKeysPolicy::from_config(section, &loaded).map_err(|p| {
-        let errors = loaded.problems(p);
-        for p in &errors.problems {
-            eprintln!("{}", errors.render(p));
-        }
-        ExitCode::from(1)
-    })?;
+    let policy =
+        ApiKeysPolicy::from_config(section, &loaded).map_err(|p| super::section_problems(&loaded, p))?;
     ApiKeys::new(&policy, SystemClock::shared()).map_err(|e| failed(&e))
 }
 

@@ -16,7 +16,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::Subcommand;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::LoadedConfig;
 use crate::mfa::totp::{self, Algorithm};
 use crate::mfa::{Mfa, MfaError, MfaPolicy, MfaState};
 
@@ -75,10 +74,7 @@ pub enum MfaCommand {
     },
 }
 
-fn bad(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(1)
-}
+use super::bad;
 
 fn failed(e: &MfaError) -> ExitCode {
     eprintln!("error: {e}");
@@ -88,25 +84,15 @@ fn failed(e: &MfaError) -> ExitCode {
 /// Loads the policy and builds [`Mfa`] from `[mfa]` only (the rest of the
 /// policy need not be valid here).
 pub fn open(config: &Path) -> Result<Mfa, ExitCode> {
-    let loaded = LoadedConfig::from_file(config).map_err(|errors| {
-        for p in &errors.problems {
-            eprintln!("{}", errors.render(p));
-        }
-        ExitCode::from(1)
-    })?;
+    let loaded = super::load_policy(config)?;
     let Some(section) = &loaded.config.mfa else {
         return Err(bad(format!(
             "{}: the policy has no [mfa] section",
             config.display()
         )));
     };
-    let policy = MfaPolicy::from_config(section, &loaded, loaded.config.redis.is_some()).map_err(|p| {
-        let errors = loaded.problems(p);
-        for p in &errors.problems {
-            eprintln!("{}", errors.render(p));
-        }
-        ExitCode::from(1)
-    })?;
+    let policy = MfaPolicy::from_config(section, &loaded, loaded.config.redis.is_some())
+        .map_err(|p| super::section_problems(&loaded, p))?;
     let clock = SystemClock::shared();
     Ok(Mfa::new(policy, MfaState::new(clock.clone()), None, clock))
 }

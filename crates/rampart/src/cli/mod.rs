@@ -314,6 +314,31 @@ fn with_runtime(workers: Option<usize>, f: impl std::future::Future<Output = Exi
     }
 }
 
+/// Prints `error: msg` and returns exit code 1 (bad input, a policy
+/// problem, an unknown id).
+pub(crate) fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(1)
+}
+
+/// Loads a policy for a command that needs one section of it (the rest
+/// need not be valid): the loaded file, or exit 1 with its problems.
+pub(crate) fn load_policy(config: &std::path::Path) -> Result<crate::config::LoadedConfig, ExitCode> {
+    crate::config::LoadedConfig::from_file(config).map_err(|errors| {
+        print_problems(&errors);
+        ExitCode::from(1)
+    })
+}
+
+/// Prints the problems of one section and returns exit code 1.
+pub(crate) fn section_problems(
+    loaded: &crate::config::LoadedConfig,
+    problems: Vec<crate::config::ConfigProblem>,
+) -> ExitCode {
+    print_problems(&loaded.problems(problems));
+    ExitCode::from(1)
+}
+
 fn print_problems(errors: &ConfigErrors) {
     for p in &errors.problems {
         eprintln!("{}", errors.render(p));

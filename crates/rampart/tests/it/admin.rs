@@ -24,13 +24,7 @@ async fn metrics_count_requests_by_route_method_status_and_outcome() {
     }
     assert_eq!(c.get("/nope").await.status, 404);
     assert_eq!(c.get("/delay/2000").await.status, 504);
-    let m = admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     let has = |needle: &str| assert!(m.contains(needle), "missing {needle} in:\n{m}");
     has(r#"rampart_requests_total{route="accounts-list",method="GET",status="200",outcome="forwarded"} 3"#);
     has(r#"rampart_requests_total{route="unmatched",method="GET",status="404",outcome="not-found"} 1"#);
@@ -84,13 +78,7 @@ async fn a_request_the_client_abandons_is_still_observed_once() {
     let gone = tokio::time::timeout(std::time::Duration::from_millis(200), c.get("/delay/2000")).await;
     assert!(gone.is_err());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let m = admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(
         m.contains(
             r#"rampart_requests_total{route="delay",method="GET",status="499",outcome="client-cancelled"} 1"#
@@ -256,7 +244,10 @@ async fn people_sign_in_with_password_and_code_and_are_locked_out_after_failures
     // Wrong password, unknown user: the same 401.
     assert_eq!(login("alice", "wrong password here", code()).await.0, 401);
     assert_eq!(login("mallory", pw, code()).await.0, 401);
-    let (status, body, _) = login("alice", pw, code()).await;
+    // One code for the sign-in and its replay (a new 30 s step in between
+    // would make a fresh one).
+    let first = code();
+    let (status, body, _) = login("alice", pw, first.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "operator");
     let token = body["token"].as_str().unwrap().to_owned();
@@ -276,7 +267,7 @@ async fn people_sign_in_with_password_and_code_and_are_locked_out_after_failures
     .await;
     assert_eq!(r.status, 403);
     // The same code again is a replay.
-    assert_eq!(login("alice", pw, code()).await.0, 401);
+    assert_eq!(login("alice", pw, first).await.0, 401);
     // Three failures in a row: locked, even with everything right.
     let (s1, _, _) = login("alice", "wrong password here", code()).await;
     let (s2, _, _) = login("alice", "wrong password here", code()).await;

@@ -190,17 +190,10 @@ authz = { clients = ["partner-a"], any_scopes = ["reports:read", "reports:admin"
     assert_eq!(b.get("/partner/report", &partner).await.status, 200);
     assert_eq!(b.h.upstream.count(), 3);
     // Operators see the causes on /metrics.
-    let m = rampart_testkit::admin_request(
-        Method::GET,
-        &b.h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await;
+    let m = b.h.metrics().await;
     assert!(
-        m.text()
-            .contains("rampart_authz_refusals_total{cause=\"scope\"} 2"),
-        "{}",
-        m.text()
+        m.contains("rampart_authz_refusals_total{cause=\"scope\"} 2"),
+        "{m}"
     );
 }
 

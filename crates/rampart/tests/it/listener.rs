@@ -138,13 +138,7 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_cut_off() {
     let end = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await;
     assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "still open: {end:?}");
     assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
-    let m = rampart_testkit::admin_request(
-        http::Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(
         m.contains(r#"rampart_tls_handshake_failures_total{listener="public"} 1"#),
         "{m}"

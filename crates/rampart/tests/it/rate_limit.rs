@@ -42,13 +42,7 @@ async fn a_client_over_its_limit_gets_429_with_retry_after_and_ratelimit_headers
     let r = c.get("/v1/accounts/acc-1").await;
     assert_eq!(r.status, 200);
     assert!(r.header("ratelimit").is_none());
-    let m = admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(m.contains(r#"rampart_requests_total{route="accounts-list",method="GET",status="429",outcome="rate-limited"} 1"#), "{m}");
 }
 

@@ -247,13 +247,7 @@ async fn wait_redis_up(h: &Harness, up: bool) {
     let want = format!("\nrampart_redis_up {}\n", u8::from(up));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let m = admin_request(
-            Method::GET,
-            &h.admin_url("/metrics"),
-            Some(rampart_testkit::ADMIN_TOKEN),
-        )
-        .await
-        .text();
+        let m = h.metrics().await;
         if m.contains(&want) {
             return;
         }
@@ -344,13 +338,7 @@ async fn redis_stopped_mid_test_falls_back_to_local_counts_and_recovers() {
         started.elapsed()
     );
     wait_redis_up(&h, false).await;
-    let m = admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(
         m.contains("rampart_rate_limit_fallbacks_total{on_failure=\"local\"} 4"),
         "{m}"

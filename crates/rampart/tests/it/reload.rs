@@ -30,13 +30,7 @@ async fn a_valid_reload_changes_the_routes() {
     let r = reload(&h).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(h.client().get("/v2/cards").await.status, 200);
-    let m = admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(m.contains(r#"rampart_reloads_total{result="success"} 1"#), "{m}");
     assert!(m.contains("rampart_policy_generation 2"));
 }
@@ -62,13 +56,7 @@ async fn an_invalid_reload_is_refused_with_every_problem_and_the_old_policy_stay
     assert!(problems.iter().all(|p| p["line"].as_u64().is_some()));
     // The running policy still serves.
     assert_eq!(h.client().get("/v1/accounts").await.status, 200);
-    let m = admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(m.contains(r#"rampart_reloads_total{result="failure"} 1"#));
     assert!(m.contains("rampart_policy_generation 1"));
 }

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::Method;
 use jsonwebtoken::Algorithm;
 use rampart::authn::sign::SigningKey;
-use rampart_testkit::{admin_request, Alpn, Client, Harness, RecordingUpstream, TestResponse};
+use rampart_testkit::{Alpn, Client, Harness, RecordingUpstream, TestResponse};
 use rustls_pki_types::pem::PemObject;
 use serde_json::{json, Value};
 
@@ -277,13 +277,7 @@ async fn forged_altered_and_stale_tokens_are_refused() {
     }
     assert_eq!(idp.h.upstream.count(), 0, "an attack reached the upstream");
     // Operators see the causes.
-    let m = admin_request(
-        Method::GET,
-        &idp.h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = idp.h.metrics().await;
     for cause in [
         "authn.expired",
         "authn.bad_signature",

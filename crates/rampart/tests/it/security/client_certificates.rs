@@ -219,13 +219,7 @@ async fn only_mapped_unrevoked_certificates_identify_a_client() {
     assert_eq!(last.headers["x-authenticated-subject"], "demo-fintech");
     assert_eq!(last.headers["x-authenticated-scopes"], "accounts:read");
     assert_eq!(last.headers["x-authenticated-issuer"], "mtls");
-    let m = rampart_testkit::admin_request(
-        Method::GET,
-        &gw.h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = gw.h.metrics().await;
     for cause in [
         "authn.certificate_unknown",
         "authn.certificate_revoked",

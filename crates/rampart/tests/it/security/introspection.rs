@@ -219,13 +219,7 @@ async fn an_unreachable_introspection_endpoint_fails_closed() {
         .unwrap()
         .contains("error=\"invalid_token\""));
     assert_eq!(h.upstream.count(), 0);
-    let metrics = rampart_testkit::admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("cause=\"authn.introspection_unavailable\""),
         "{metrics}"

@@ -25,13 +25,7 @@ async fn a_denied_network_is_dropped_before_tls() {
     assert!(r.is_err(), "a denied peer was served: {:?}", r.map(|r| r.status));
     assert_eq!(from(&h, "127.0.0.1").get("/v1/accounts").await.status, 200);
     assert_eq!(h.upstream.count(), 1);
-    let m = rampart_testkit::admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text();
+    let m = h.metrics().await;
     assert!(
         m.contains(r#"rampart_connections_denied_total{listener="public"} 1"#),
         "{m}"

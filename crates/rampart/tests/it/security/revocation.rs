@@ -107,13 +107,7 @@ async fn revoke(h: &Harness, body: Value) -> TestResponse {
 }
 
 async fn metrics(h: &Harness) -> String {
-    admin_request(
-        Method::GET,
-        &h.admin_url("/metrics"),
-        Some(rampart_testkit::ADMIN_TOKEN),
-    )
-    .await
-    .text()
+    h.metrics().await
 }
 
 async fn wait_redis_up(h: &Harness) {

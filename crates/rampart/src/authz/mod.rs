@@ -170,7 +170,7 @@ impl Authz {
             (!req.views[i].is_full()).then_some(i)
         };
         // 3–6 may need the expression context.
-        let ctx = if req.uses == Uses::default() {
+        let ctx = if !req.has_expressions {
             None
         } else {
             let mut resolved = BTreeMap::new();
@@ -186,9 +186,8 @@ impl Authz {
         // A condition that cannot be evaluated counts as met: the stronger
         // requirement applies.
         let holds = |w: &Option<Expression>| match (w, &ctx) {
-            (None, _) => true,
             (Some(w), Some(ctx)) => w.eval(ctx).unwrap_or(true),
-            (Some(_), None) => true,
+            _ => true,
         };
         if let Some(ctx) = &ctx {
             for (index, rule) in req.rules.iter().enumerate() {
@@ -307,6 +306,8 @@ struct Requirements {
     confirm: Option<Confirm>,
     /// What the expressions read, together.
     uses: Uses,
+    /// Whether there is any expression (rule or condition) to evaluate.
+    has_expressions: bool,
 }
 
 impl RouteAuthz {
@@ -478,6 +479,9 @@ impl RouteAuthz {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let has_expressions = !rules.is_empty()
+            || step_up.iter().any(|s| s.when.is_some())
+            || confirm.as_ref().is_some_and(|c| c.when.is_some());
         let mut uses = Uses::default();
         for e in rules
             .iter()
@@ -498,6 +502,7 @@ impl RouteAuthz {
                 views,
                 confirm,
                 uses,
+                has_expressions,
             })),
         })
     }

@@ -534,3 +534,20 @@ fn the_first_view_the_caller_qualifies_for_applies_and_none_refuses() {
     ));
     assert_eq!(decide(&r, &neither, &req).unwrap_err(), AuthzError::NoView);
 }
+
+#[test]
+fn a_condition_without_variables_is_still_evaluated() {
+    let r = route(
+        AuthzConfig {
+            step_up: vec![StepUpConfig {
+                when: Some("1 > 2".into()),
+                acr_values: vec!["urn:bank:acr:sca".into()],
+                max_age: None,
+            }],
+            ..Default::default()
+        },
+        &[],
+    )
+    .unwrap();
+    assert!(decide(&r, &customer("alice", &[]), &Req::path(&[])).is_ok());
+}

@@ -179,6 +179,10 @@ pub struct AdminArgs {
     /// File holding the admin token (else RAMPART_ADMIN_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// For an https:// admin URL ([admin.tls]): the CA bundle (PEM) its
+    /// certificate chains to (default: the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Exactly one of `--jti`, `--sub`, `--client-id`.
@@ -451,11 +455,21 @@ fn admin_command(args: &AdminArgs, method: http::Method, path: &str, body: Optio
         }
     };
     let url = format!("{}{path}", args.admin.trim_end_matches('/'));
+    let cacert = args.cacert.clone();
     let call = async move {
         use http_body_util::BodyExt;
         let uri: http::Uri = url.parse().map_err(|e| format!("bad admin URL: {e}"))?;
         let authority = uri.authority().cloned().ok_or("the admin URL needs a host")?;
-        let port = authority.port_u16().unwrap_or(80);
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") | None => false,
+            Some(other) => {
+                return Err(format!(
+                    "the admin URL must be http:// or https://, not {other}://"
+                ))
+            }
+        };
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -464,10 +478,33 @@ fn admin_command(args: &AdminArgs, method: http::Method, path: &str, body: Optio
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("cannot reach {authority}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
+        let mut sender = if https {
+            let roots = match &cacert {
+                Some(f) => crate::tls::load_roots(f)?,
+                None => crate::tls::system_roots(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_protocol_versions(crate::tls::VERSIONS)
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+            let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS to {authority}: {e}"))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+        };
         let req = http::Request::builder()
             .method(method)
             .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))

@@ -286,7 +286,7 @@ async fn people_sign_in_with_password_and_code_and_are_locked_out_after_failures
     assert!(!r.text().contains("argon2") && !r.text().contains(e.secret_base32.expose()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machines_use_client_certificates_on_the_admin_tls_listener() {
     let upstream = rampart_testkit::RecordingUpstream::start().await;
     let policy = format!(

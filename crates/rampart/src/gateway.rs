@@ -31,6 +31,8 @@ pub struct ProcessState {
     pub revocations: Arc<crate::authn::revocation::RevocationList>,
     /// Brute-force counters and banned key ids held in memory.
     pub brute_force: Arc<crate::authn::brute_force::BruteForceState>,
+    /// The running audit trail (started once, by `runtime::start`).
+    pub audit: crate::audit::AuditSlot,
 }
 
 impl ProcessState {
@@ -41,6 +43,7 @@ impl ProcessState {
             authn: Default::default(),
             revocations: Arc::default(),
             brute_force: Arc::default(),
+            audit: Default::default(),
         })
     }
 }
@@ -85,6 +88,8 @@ pub struct Gateway {
     pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
     pub warnings: Vec<ConfigProblem>,
+    /// `[audit]`, validated (the trail itself runs in [`ProcessState`]).
+    pub audit: Option<Arc<crate::audit::AuditPolicy>>,
 }
 
 // === impl Gateway ===
@@ -104,6 +109,13 @@ impl Gateway {
         let mut problems = lint::lint(cfg);
         problems.extend(crate::authn::gate::Authn::lint(&cfg.issuers));
         problems.extend(crate::authn::mtls::Mtls::lint(cfg));
+        problems.extend(crate::audit::config::lint(cfg.audit.as_ref()));
+        let audit = cfg
+            .audit
+            .as_ref()
+            .map(|a| crate::audit::AuditPolicy::from_config(a, loaded).map(Arc::new))
+            .transpose()
+            .map_err(|p| problems.extend(p));
         let authn = crate::authn::gate::Authn::from_config(cfg, loaded, &state.authn, clock.clone())
             .map_err(|p| problems.extend(p));
 
@@ -240,6 +252,9 @@ impl Gateway {
         let (Ok(revocations), Ok(brute_force), Ok(identity)) = (revocations, brute_force, identity) else {
             return Err(loaded.problems(problems));
         };
+        let Ok(audit) = audit else {
+            return Err(loaded.problems(problems));
+        };
         for u in &mut upstreams {
             u.set_identity(identity.clone());
         }
@@ -270,6 +285,7 @@ impl Gateway {
                     identity,
                     traffic,
                     warnings: loaded.problems(problems).problems,
+                    audit,
                 })
             }
             _ => Err(loaded.problems(problems)),
@@ -283,6 +299,11 @@ impl Gateway {
         if let Some(r) = &self.traffic.redis {
             r.start(&self.limits.bans, self.clock.clone());
         }
+    }
+
+    /// The running audit trail, if the policy has one.
+    pub fn auditor(&self) -> Option<&Arc<crate::audit::Auditor>> {
+        self.state.audit.get()
     }
 
     /// The upstream a route forwards to.

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod api_keys;
+pub mod audit;
 pub mod dev;
 
 use crate::config::{ConfigErrors, Severity};
@@ -125,6 +126,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: IdentityCommand,
+    },
+    /// The audit trail: `verify` (exit 0 intact, 1 tampered, 2 unreadable),
+    /// `show`, `export --format jsonl`, `keygen`.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Test tokens and DPoP proofs.
     Token {
@@ -242,6 +250,7 @@ pub fn main() -> ExitCode {
         }
         Command::Keys { command } => dev::keys(command),
         Command::Token { command } => dev::token(command),
+        Command::Audit { command } => audit::run(command),
         Command::Identity {
             command: IdentityCommand::Jwks { config },
         } => identity_jwks(&config),

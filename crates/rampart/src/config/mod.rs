@@ -72,6 +72,8 @@ pub struct GatewayConfig {
     pub mtls: crate::authn::mtls::MtlsConfig,
     /// `[identity]`: how upstreams learn who is calling.
     pub identity: crate::authn::identity::IdentityConfig,
+    /// `[audit]`: the tamper-evident, encrypted audit trail.
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

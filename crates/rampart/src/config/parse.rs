@@ -189,6 +189,7 @@ const SECTIONS: &[&str] = &[
     "brute_force",
     "mtls",
     "identity",
+    "audit",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -239,6 +240,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         brute_force: cx.table("brute_force"),
         mtls: cx.table("mtls"),
         identity: cx.table("identity"),
+        audit: cx.table("audit"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -96,7 +96,11 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
                     })
                     .inc();
             }
-            gw.respond.reject(&reject, ex)
+            let resp = gw.respond.reject(&reject, ex);
+            if let Reject::RateLimited(l) = &reject {
+                ex.rate_limit = Some(l.headers.clone()); // the limit's state, for the audit record
+            }
+            resp
         }
     };
     obs.status = Some(response.status().as_u16());

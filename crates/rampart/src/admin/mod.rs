@@ -126,6 +126,12 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
                 Json(json!({"title": "Not found", "status": 404})),
             )
         })
+        // Every changing call is recorded in the audit trail (refused with
+        // 503 while the trail is failing).
+        .layer(axum::middleware::from_fn_with_state(
+            runtime.clone(),
+            crate::audit::admin::record_admin_calls,
+        ))
         .with_state(runtime)
 }
 
@@ -210,7 +216,7 @@ async fn reload(State(rt): State<Arc<Runtime>>, headers: HeaderMap) -> Response 
     if let Err(resp) = authorised(&rt, &headers) {
         return *resp;
     }
-    match rt.reload().await {
+    match rt.reload_by("admin-api").await {
         Ok(generation) => (
             StatusCode::OK,
             Json(json!({"status": "reloaded", "generation": generation})),

@@ -28,6 +28,7 @@
 //! to the spool, as configured) until a write succeeds again; records
 //! already accepted are retried in order, never dropped.
 
+pub mod admin;
 pub mod config;
 pub mod crypto;
 pub mod error;

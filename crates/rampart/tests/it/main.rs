@@ -6,6 +6,7 @@
 
 mod admin;
 mod api_keys;
+mod audit;
 mod cli;
 mod demo;
 mod idempotency;

@@ -7,7 +7,10 @@
 //! mounted on a data-plane listener. `POST /admin/reload` needs the admin
 //! token, compared in constant time; without a configured token it is
 //! disabled. Full admin authentication (people with password and TOTP,
-//! machines with mTLS) comes with the authorization capability.
+//! machines with mTLS) comes with the authorization capability. With
+//! `[audit]`, every call that changes something (any method but GET/HEAD,
+//! authorised or not) is recorded in the audit trail, and refused with 503
+//! while the trail cannot record it ([`crate::audit::admin`]).
 //!
 //! | Endpoint | Auth | Answer |
 //! |---|---|---|

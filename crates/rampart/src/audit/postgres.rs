@@ -176,7 +176,7 @@ impl PgSink {
         }
         self.pool
             .as_ref()
-            .ok_or_else(|| AuditError::Unavailable("no database pool"))
+            .ok_or(AuditError::Unavailable("no database pool"))
     }
 
     /// Appends `pending` after the table's last row, in one transaction,

@@ -89,10 +89,14 @@ fn request(n: usize) -> Event {
     let mut ex = crate::exchange::test_exchange("198.51.100.7:40000", true);
     ex.route_id = Some(Arc::from("accounts-list"));
     ex.path = Some(format!("/v1/accounts/acc-{n}"));
-    ex.outcome = if n % 3 == 0 { "rate-limited" } else { "forwarded" };
+    ex.outcome = if n.is_multiple_of(3) {
+        "rate-limited"
+    } else {
+        "forwarded"
+    };
     Event::Request(Box::new(RequestEvent::from_exchange(
         &ex,
-        if n % 3 == 0 { 429 } else { 200 },
+        if n.is_multiple_of(3) { 429 } else { 200 },
         Duration::from_millis(3),
         Some(120),
     )))
@@ -1063,66 +1067,118 @@ mod secrets_never_appear {
     /// A card number of a known brand, Luhn-valid, written plainly or in
     /// groups; and its digits (which must never appear).
     fn card() -> impl Strategy<Value = (String, String)> {
-        let brands = prop::sample::select(vec![("4", 16), ("51", 16), ("55", 16), ("34", 15), ("37", 15), ("6011", 16), ("35", 16), ("4", 13), ("62", 19)]);
-        (brands, prop::collection::vec(0u8..10, 18), prop::sample::select(vec!["", " ", "-"])).prop_map(|((prefix, len), digits, sep)| {
-            let mut d: Vec<u8> = prefix.bytes().map(|b| b - b'0').collect();
-            d.extend(digits.iter().take(len - 1 - d.len()));
-            // The check digit that makes it Luhn-valid.
-            let sum: u32 = d
-                .iter()
-                .rev()
-                .enumerate()
-                .map(|(i, &x)| {
-                    let x = u32::from(x);
-                    if i % 2 == 0 {
-                        let y = x * 2;
-                        if y > 9 { y - 9 } else { y }
-                    } else {
-                        x
-                    }
-                })
-                .sum();
-            d.push(u8::try_from((10 - sum % 10) % 10).unwrap());
-            let plain: String = d.iter().map(|x| char::from(b'0' + x)).collect();
-            assert!(luhn_valid(&plain), "{plain}");
-            let written = if sep.is_empty() {
-                plain.clone()
-            } else {
-                plain.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(sep)
-            };
-            (written, plain[..plain.len() - 4].to_string())
-        })
+        let brands = prop::sample::select(vec![
+            ("4", 16),
+            ("51", 16),
+            ("55", 16),
+            ("34", 15),
+            ("37", 15),
+            ("6011", 16),
+            ("35", 16),
+            ("4", 13),
+            ("62", 19),
+        ]);
+        (
+            brands,
+            prop::collection::vec(0u8..10, 18),
+            prop::sample::select(vec!["", " ", "-"]),
+        )
+            .prop_map(|((prefix, len), digits, sep)| {
+                let mut d: Vec<u8> = prefix.bytes().map(|b| b - b'0').collect();
+                d.extend(digits.iter().take(len - 1 - d.len()));
+                // The check digit that makes it Luhn-valid.
+                let sum: u32 = d
+                    .iter()
+                    .rev()
+                    .enumerate()
+                    .map(|(i, &x)| {
+                        let x = u32::from(x);
+                        if i % 2 == 0 {
+                            let y = x * 2;
+                            if y > 9 {
+                                y - 9
+                            } else {
+                                y
+                            }
+                        } else {
+                            x
+                        }
+                    })
+                    .sum();
+                d.push(u8::try_from((10 - sum % 10) % 10).unwrap());
+                let plain: String = d.iter().map(|x| char::from(b'0' + x)).collect();
+                assert!(luhn_valid(&plain), "{plain}");
+                let written = if sep.is_empty() {
+                    plain.clone()
+                } else {
+                    plain
+                        .as_bytes()
+                        .chunks(4)
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(sep)
+                };
+                (written, plain[..plain.len() - 4].to_string())
+            })
     }
 
     /// A valid IBAN of several countries (digit BBANs), electronic or
     /// printed form; and its BBAN without the last four.
     fn iban() -> impl Strategy<Value = (String, String)> {
-        let countries = prop::sample::select(vec![("DE", 18), ("FR", 23), ("NL", 14), ("ES", 20), ("IT", 23), ("BE", 12), ("NO", 11), ("AT", 16), ("PL", 24)]);
-        (countries, prop::collection::vec(0u8..10, 24), any::<bool>()).prop_map(|((cc, len), digits, printed)| {
-            let bban: String = digits.iter().take(len).map(|x| char::from(b'0' + x)).collect();
-            let mut rem: u32 = 0;
-            for c in bban.chars().chain(cc.chars()).chain("00".chars()) {
-                let v = c.to_digit(36).unwrap();
-                rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
-            }
-            let iban = format!("{cc}{:02}{bban}", 98 - rem);
-            assert!(crate::redact::iban_valid(&iban), "{iban}");
-            let written = if printed {
-                iban.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
-            } else {
-                iban.clone()
-            };
-            (written, bban[..bban.len() - 4].to_string())
-        })
+        let countries = prop::sample::select(vec![
+            ("DE", 18),
+            ("FR", 23),
+            ("NL", 14),
+            ("ES", 20),
+            ("IT", 23),
+            ("BE", 12),
+            ("NO", 11),
+            ("AT", 16),
+            ("PL", 24),
+        ]);
+        (countries, prop::collection::vec(0u8..10, 24), any::<bool>()).prop_map(
+            |((cc, len), digits, printed)| {
+                let bban: String = digits.iter().take(len).map(|x| char::from(b'0' + x)).collect();
+                let mut rem: u32 = 0;
+                for c in bban.chars().chain(cc.chars()).chain("00".chars()) {
+                    let v = c.to_digit(36).unwrap();
+                    rem = if v >= 10 {
+                        (rem * 100 + v) % 97
+                    } else {
+                        (rem * 10 + v) % 97
+                    };
+                }
+                let iban = format!("{cc}{:02}{bban}", 98 - rem);
+                assert!(crate::redact::iban_valid(&iban), "{iban}");
+                let written = if printed {
+                    iban.as_bytes()
+                        .chunks(4)
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                } else {
+                    iban.clone()
+                };
+                (written, bban[..bban.len() - 4].to_string())
+            },
+        )
     }
 
     fn email() -> impl Strategy<Value = (String, String)> {
-        ("[a-z][a-z0-9]{3,8}[._][a-z0-9]{3,8}", "[a-z]{3,10}", "(com|org|bank|co\\.uk|de)")
+        (
+            "[a-z][a-z0-9]{3,8}[._][a-z0-9]{3,8}",
+            "[a-z]{3,10}",
+            "(com|org|bank|co\\.uk|de)",
+        )
             .prop_map(|(local, domain, tld)| (format!("{local}@{domain}.{tld}"), local))
     }
 
     fn jwt() -> impl Strategy<Value = (String, String)> {
-        ("[A-Za-z0-9_-]{10,40}", "[A-Za-z0-9_-]{16,60}", "[A-Za-z0-9_-]{20,60}")
+        (
+            "[A-Za-z0-9_-]{10,40}",
+            "[A-Za-z0-9_-]{16,60}",
+            "[A-Za-z0-9_-]{20,60}",
+        )
             .prop_map(|(h, p, s)| (format!("eyJ{h}.eyJ{p}.{s}"), s))
     }
 
@@ -1137,7 +1193,17 @@ mod secrets_never_appear {
 
     fn password() -> impl Strategy<Value = (String, String)> {
         (
-            prop::sample::select(vec!["password", "passwd", "pwd", "client_secret", "api_key", "token", "secret", "sessionid", "PASSWORD"]),
+            prop::sample::select(vec![
+                "password",
+                "passwd",
+                "pwd",
+                "client_secret",
+                "api_key",
+                "token",
+                "secret",
+                "sessionid",
+                "PASSWORD",
+            ]),
             prop::sample::select(vec!["=", ": ", "\":\"", "=\""]),
             "[A-Za-z0-9!*_-]{10,24}",
         )
@@ -1145,7 +1211,8 @@ mod secrets_never_appear {
     }
 
     fn cookie() -> impl Strategy<Value = (String, String)> {
-        ("(Cookie|cookie|Set-Cookie)", "[A-Za-z0-9]{12,24}").prop_map(|(h, v)| (format!("{h}: sid={v}; theme=dark"), v))
+        ("(Cookie|cookie|Set-Cookie)", "[A-Za-z0-9]{12,24}")
+            .prop_map(|(h, v)| (format!("{h}: sid={v}; theme=dark"), v))
     }
 
     fn phone() -> impl Strategy<Value = (String, String)> {
@@ -1153,12 +1220,23 @@ mod secrets_never_appear {
     }
 
     fn secret() -> impl Strategy<Value = (String, String)> {
-        prop_oneof![card(), iban(), email(), jwt(), bearer(), api_key(), password(), cookie(), phone()]
+        prop_oneof![
+            card(),
+            iban(),
+            email(),
+            jwt(),
+            bearer(),
+            api_key(),
+            password(),
+            cookie(),
+            phone()
+        ]
     }
 
     fn context() -> impl Strategy<Value = (String, String, String, String)> {
         let sep = prop::sample::select(vec![" ", "/", "=", ", ", "\n", "(", "\"", ": ", "\t"]);
-        ("[a-z ]{0,16}", sep.clone(), sep, "[a-z ]{0,16}").prop_map(|(a, b, c, d)| (a, b.to_string(), c.to_string(), d))
+        ("[a-z ]{0,16}", sep.clone(), sep, "[a-z ]{0,16}")
+            .prop_map(|(a, b, c, d)| (a, b.to_string(), c.to_string(), d))
     }
 
     /// What every sink writes for an entry (segment body, JSON lines to
@@ -1173,8 +1251,14 @@ mod secrets_never_appear {
         let digits: String = core.chars().filter(char::is_ascii_digit).collect();
         assert!(!out.contains(core), "{core:?} in {out}");
         if digits.len() >= 9 && digits.len() == core.len() {
-            let out_digits: String = out.split(|c: char| !c.is_ascii_digit()).collect::<Vec<_>>().join(" ");
-            assert!(!out_digits.split(' ').any(|run| run.contains(&digits)), "{digits} in {out}");
+            let out_digits: String = out
+                .split(|c: char| !c.is_ascii_digit())
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                !out_digits.split(' ').any(|run| run.contains(&digits)),
+                "{digits} in {out}"
+            );
         }
     }
 

@@ -76,7 +76,7 @@ pub struct Health {
 
 #[derive(Debug)]
 enum Primary {
-    File(FileSink),
+    File(Box<FileSink>),
     Postgres(Box<PgSink>),
 }
 
@@ -214,7 +214,7 @@ impl Writer {
                 )?;
                 health.last_seq.store(sink.head().seq, Ordering::Relaxed);
                 health.healthy.store(true, Ordering::SeqCst);
-                (Primary::File(sink), start)
+                (Primary::File(Box::new(sink)), start)
             }
             SinkPolicy::Postgres {
                 url, location, table, ..

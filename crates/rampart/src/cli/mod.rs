@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check`, `demo`, the ban and revocation
 //! commands (clients of the admin API), API-key management
-//! `keys create|list|rotate|revoke` ([`api_keys`]), and the developer
+//! `keys create|list|rotate|revoke` ([`api_keys`]), the audit trail's
+//! `audit verify|show|export|keygen` ([`audit`]), and the developer
 //! commands `keys gen` and `token` ([`dev`]).
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not

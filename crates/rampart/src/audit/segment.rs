@@ -347,6 +347,20 @@ impl SegmentWriter {
     }
 }
 
+/// Where each frame of a segment's bytes is (length prefix included), for
+/// tools that inspect or repair a segment without its keys. `Err` if the
+/// header does not parse.
+pub fn frame_ranges(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, String> {
+    let (_, mut at) = Header::decode(bytes)?;
+    let mut out = Vec::new();
+    while let Some(len) = bytes.get(at..at + 4) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        out.push(at..(at + 4 + len).min(bytes.len()));
+        at += 4 + len;
+    }
+    Ok(out)
+}
+
 /// One frame as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {

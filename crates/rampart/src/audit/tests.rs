@@ -124,20 +124,8 @@ fn bad(r: Result<super::verify::Report, VerifyFailure>) -> Problem {
     }
 }
 
-/// The byte ranges of a segment's frames (after the header).
 fn frame_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-    // Header: 8 magic + 24 + 1 + key id + 2 + wrapped.
-    let id_len = usize::from(bytes[32]);
-    let at = 33 + id_len;
-    let wl = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
-    let mut at = at + 2 + wl;
-    let mut out = Vec::new();
-    while at + 4 <= bytes.len() {
-        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        out.push(at..at + 4 + len);
-        at += 4 + len;
-    }
-    out
+    super::segment::frame_ranges(bytes).unwrap()
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
@@ -508,29 +496,35 @@ async fn segments_rotate_by_size_and_age_and_retention_leaves_an_anchored_trail(
 async fn concurrent_writers_keep_one_valid_chain() {
     let f = Fixture::new();
     let a = f.auditor("").await;
-    let tasks: Vec<_> = (0..16)
-        .map(|t| {
-            let a = a.clone();
+    write_concurrently(&[a.clone()], 16, 50).await;
+    a.close(Duration::from_secs(5)).await;
+    let r = verify(&f, "").unwrap();
+    let requests = count_kind(&f, "request");
+    assert_eq!(requests, 800);
+    assert!(r.entries > 800);
+}
+
+/// `tasks` tasks per auditor, each recording `each` requests, all at once.
+async fn write_concurrently(nodes: &[Arc<Auditor>], tasks: usize, each: usize) {
+    let handles: Vec<_> = nodes
+        .iter()
+        .flat_map(|node| (0..tasks).map(move |t| (node.clone(), t)))
+        .map(|(node, t)| {
             tokio::spawn(async move {
-                for i in 0..50 {
-                    a.admit()
+                for i in 0..each {
+                    node.admit()
                         .await
                         .unwrap()
-                        .record(request(t * 100 + i))
+                        .record(request(t * 1000 + i))
                         .await
                         .unwrap();
                 }
             })
         })
         .collect();
-    for t in tasks {
-        t.await.unwrap();
+    for h in handles {
+        h.await.unwrap();
     }
-    a.close(Duration::from_secs(5)).await;
-    let r = verify(&f, "").unwrap();
-    let requests = count_kind(&f, "request");
-    assert_eq!(requests, 800);
-    assert!(r.entries > 800);
 }
 
 fn count_kind(f: &Fixture, kind: &str) -> usize {
@@ -674,25 +668,7 @@ async fn two_nodes_on_one_table_keep_one_chain_and_each_edit_is_detected() {
     let q = Arc::new(policy(f.dir.path(), &pg_section(&table, "node = \"node-b\"")));
     let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
     let b = Auditor::start(q, f.clock.clone()).await.unwrap();
-    let tasks: Vec<_> = [a.clone(), b.clone()]
-        .into_iter()
-        .flat_map(|node| (0..4).map(move |t| (node.clone(), t)))
-        .map(|(node, t)| {
-            tokio::spawn(async move {
-                for i in 0..25 {
-                    node.admit()
-                        .await
-                        .unwrap()
-                        .record(request(t * 100 + i))
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    write_concurrently(&[a.clone(), b.clone()], 4, 25).await;
     a.close(Duration::from_secs(5)).await;
     b.close(Duration::from_secs(5)).await;
     let mut sink = pg_sink(&f, &table).await;
@@ -1087,26 +1063,11 @@ mod secrets_never_appear {
                 let mut d: Vec<u8> = prefix.bytes().map(|b| b - b'0').collect();
                 d.extend(digits.iter().take(len - 1 - d.len()));
                 // The check digit that makes it Luhn-valid.
-                let sum: u32 = d
-                    .iter()
-                    .rev()
-                    .enumerate()
-                    .map(|(i, &x)| {
-                        let x = u32::from(x);
-                        if i % 2 == 0 {
-                            let y = x * 2;
-                            if y > 9 {
-                                y - 9
-                            } else {
-                                y
-                            }
-                        } else {
-                            x
-                        }
-                    })
-                    .sum();
-                d.push(u8::try_from((10 - sum % 10) % 10).unwrap());
-                let plain: String = d.iter().map(|x| char::from(b'0' + x)).collect();
+                let body: String = d.iter().map(|x| char::from(b'0' + x)).collect();
+                let plain = (0..10)
+                    .map(|c| format!("{body}{c}"))
+                    .find(|p| luhn_valid(p))
+                    .unwrap();
                 assert!(luhn_valid(&plain), "{plain}");
                 let written = if sep.is_empty() {
                     plain.clone()

@@ -36,6 +36,11 @@ use crate::clock::SharedClock;
 /// Most records committed in one group.
 pub const MAX_BATCH: usize = 4096;
 
+/// The signed head is rewritten at most this often (and at every flush and
+/// at close): a signature and a file rename per group commit
+/// cost more than the commit itself under load.
+pub const HEAD_INTERVAL: Duration = Duration::from_millis(50);
+
 /// Spool segments are kept small: each is moved in one transaction.
 const SPOOL_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -127,6 +132,10 @@ struct Writer {
     last_retention: Duration,
     failing: bool,
     head_failing: bool,
+    /// When the signed head was last written (real time: a cadence), and
+    /// whether commits since are not yet covered by it.
+    last_head: Option<tokio::time::Instant>,
+    head_behind: bool,
 }
 
 /// Runs the writer until `Close` or until every sender is gone. `ready` is
@@ -267,6 +276,8 @@ impl Writer {
                 last_retention: mono,
                 failing: false,
                 head_failing: false,
+                last_head: None,
+                head_behind: false,
             },
             start,
         ))
@@ -282,6 +293,9 @@ impl Writer {
         }
         if self.since_checkpoint > 0 {
             due = due.min((self.last_checkpoint + c.checkpoint_interval).saturating_sub(mono));
+        }
+        if self.head_behind {
+            due = due.min(HEAD_INTERVAL);
         }
         due.max(Duration::from_millis(1))
     }
@@ -398,16 +412,9 @@ impl Writer {
                 } else {
                     self.dirty = true;
                 }
-                // The records are committed; a head that cannot be written
-                // only lags (it covers less).
-                match f.write_head(now) {
-                    Ok(()) => self.head_failing = false,
-                    Err(e) => {
-                        if !self.head_failing {
-                            tracing::error!(target: "rampart::audit", error = %e, "the audit trail's signed head cannot be written");
-                        }
-                        self.head_failing = true;
-                    }
+                self.head_behind = true;
+                if force_sync || self.last_head.is_none_or(|t| t.elapsed() >= HEAD_INTERVAL) {
+                    self.write_head(now);
                 }
                 links
             }
@@ -454,6 +461,25 @@ impl Writer {
         Ok(())
     }
 
+    /// Rewrites the signed head (files). The records are committed
+    /// already; a head that cannot be written only lags (it covers less).
+    fn write_head(&mut self, now: SystemTime) {
+        let Primary::File(f) = &self.primary else { return };
+        self.last_head = Some(tokio::time::Instant::now());
+        match f.write_head(now) {
+            Ok(()) => {
+                self.head_failing = false;
+                self.head_behind = false;
+            }
+            Err(e) => {
+                if !self.head_failing {
+                    tracing::error!(target: "rampart::audit", error = %e, "the audit trail's signed head cannot be written");
+                }
+                self.head_failing = true;
+            }
+        }
+    }
+
     fn record_committed(&mut self, links: &[Link], time: &str) {
         if let Some(l) = links.last() {
             self.health.last_seq.store(l.seq, Ordering::Relaxed);
@@ -488,6 +514,9 @@ impl Writer {
         let mono = self.clock.monotonic();
         if self.dirty && mono.saturating_sub(self.last_sync) >= c.fsync_interval {
             self.commit(Batch::sync_only(), true).await;
+        }
+        if self.head_behind && self.last_head.is_none_or(|t| t.elapsed() >= HEAD_INTERVAL) {
+            self.write_head(now);
         }
         if self.since_checkpoint > 0 && mono.saturating_sub(self.last_checkpoint) >= c.checkpoint_interval {
             self.commit(Batch::checkpoint(now), true).await;
@@ -638,6 +667,9 @@ impl Writer {
         }
         if let Primary::File(f) = &mut self.primary {
             let _ = f.sync();
+        }
+        if self.head_behind {
+            self.write_head(now);
         }
     }
 }

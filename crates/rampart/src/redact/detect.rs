@@ -180,9 +180,28 @@ fn detect_at(text: &str, i: usize) -> Option<(usize, Cow<'static, str>)> {
         return None;
     }
     if c.is_ascii_alphabetic() {
-        if let Some(hit) = secret_header(b, i)
-            .or_else(|| scheme_credential(b, i))
-            .or_else(|| secret_key_value(b, i))
+        // What follows the word decides which detectors can match (most
+        // words are followed by `/` or nothing: only the cheap ones run).
+        let mut j = i;
+        while j < b.len() && (is_word(b[j]) || b[j] == b'-' || b[j] == b'.') {
+            j += 1;
+        }
+        let mut k = j;
+        if k < b.len() && (b[k] == b'"' || b[k] == b'\'') {
+            k += 1;
+        }
+        while k < b.len() && b[k] == b' ' {
+            k += 1;
+        }
+        let assigns = k < b.len() && (b[k] == b':' || b[k] == b'=');
+        let spaced = j < b.len() && b[j] == b' ';
+        let hit = if assigns {
+            secret_header(b, i).or_else(|| secret_key_value(b, i))
+        } else {
+            None
+        };
+        if let Some(hit) = hit
+            .or_else(|| if spaced { scheme_credential(b, i) } else { None })
             .or_else(|| jwt(b, i))
             .or_else(|| iban(text, i))
         {
@@ -205,6 +224,10 @@ fn detect_at(text: &str, i: usize) -> Option<(usize, Cow<'static, str>)> {
     None
 }
 
+fn is_scheme(word: &[u8]) -> bool {
+    SCHEMES.iter().any(|s| s.as_bytes().eq_ignore_ascii_case(word))
+}
+
 /// Lower-cased ASCII of `b[from..to]`.
 fn lower(b: &[u8], from: usize, to: usize) -> String {
     b[from..to]
@@ -220,7 +243,10 @@ fn secret_header(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
     while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'-') {
         j += 1;
     }
-    if !SECRET_HEADERS.contains(&lower(b, i, j).as_str()) {
+    if !SECRET_HEADERS
+        .iter()
+        .any(|h| h.as_bytes().eq_ignore_ascii_case(&b[i..j]))
+    {
         return None;
     }
     let mut k = j;
@@ -261,7 +287,7 @@ fn scheme_credential(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
     while j < b.len() && b[j].is_ascii_alphabetic() {
         j += 1;
     }
-    if !SCHEMES.contains(&lower(b, i, j).as_str()) {
+    if !is_scheme(&b[i..j]) {
         return None;
     }
     let mut k = j;
@@ -341,7 +367,7 @@ fn secret_key_value(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
         k += 1;
     }
     // `token: Bearer abc`: the scheme's parameter goes too.
-    if quote.is_none() && SCHEMES.contains(&lower(b, start, k).as_str()) {
+    if quote.is_none() && is_scheme(&b[start..k]) {
         let mut m = k;
         while m < b.len() && b[m] == b' ' {
             m += 1;

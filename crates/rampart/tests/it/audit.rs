@@ -32,6 +32,15 @@ fn key_files() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A directory holding [`key_files`].
+fn keys_dir() -> tempfile::TempDir {
+    let keys = tempfile::tempdir().unwrap();
+    for (name, content) in key_files() {
+        std::fs::write(keys.path().join(name), content).unwrap();
+    }
+    keys
+}
+
 /// `[audit]` over files in `audit/` (paths relative to the policy, or under
 /// `keys` when given).
 fn audit_section(keys: Option<&Path>, extra: &str) -> String {
@@ -234,19 +243,8 @@ async fn every_request_accepted_or_refused_has_exactly_one_record() {
     assert_eq!(s.code, 2);
 }
 
-/// The byte ranges of a segment's frames.
 fn frames(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let id_len = usize::from(bytes[32]);
-    let at = 33 + id_len;
-    let wl = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
-    let mut at = at + 2 + wl;
-    let mut out = Vec::new();
-    while at + 4 <= bytes.len() {
-        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        out.push(at..at + 4 + len);
-        at += 4 + len;
-    }
-    out
+    rampart::audit::segment::frame_ranges(bytes).unwrap()
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -405,10 +403,7 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[tokio::test]
 async fn no_secret_sent_by_a_client_is_in_any_log_file_or_sink() {
-    let keys = tempfile::tempdir().unwrap();
-    for (name, content) in key_files() {
-        std::fs::write(keys.path().join(name), content).unwrap();
-    }
+    let keys = keys_dir();
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
         "{}\n{ROUTES}\n[logging]\nlevel = \"info,rampart=debug\"\n{}[[audit.export]]\nkind = \"stdout\"\n[[audit.export]]\nkind = \"file\"\npath = \"{}\"\n",
@@ -472,10 +467,7 @@ fn s_policy(keys: &tempfile::TempDir) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_under_load_every_answered_request_has_a_record() {
-    let keys = tempfile::tempdir().unwrap();
-    for (name, content) in key_files() {
-        std::fs::write(keys.path().join(name), content).unwrap();
-    }
+    let keys = keys_dir();
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
         "{}\n{ROUTES}\n[logging]\nlevel = \"info\"\naccess_log = false\n{}",

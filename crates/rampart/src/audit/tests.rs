@@ -496,7 +496,7 @@ async fn segments_rotate_by_size_and_age_and_retention_leaves_an_anchored_trail(
 async fn concurrent_writers_keep_one_valid_chain() {
     let f = Fixture::new();
     let a = f.auditor("").await;
-    write_concurrently(&[a.clone()], 16, 50).await;
+    write_concurrently(std::slice::from_ref(&a), 16, 50).await;
     a.close(Duration::from_secs(5)).await;
     let r = verify(&f, "").unwrap();
     let requests = count_kind(&f, "request");

@@ -11,6 +11,10 @@
 # SCENARIO=authn compares two that differ only in the route's authn:
 # "none", and a JWT (ES256, one token, so the verdict cache answers after
 # the first request). Prints jwt/none.
+# SCENARIO=audit compares three that differ only in [audit]: none; the
+# encrypted, chained, signed file trail with durability = "fsync" (every
+# response waits for its record's group commit); and the same with
+# durability = "write" (fsync every 50ms). Prints on/off and write/off.
 #
 # Knobs (environment): SCENARIO DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS
 # LOAD_CPUS WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to
@@ -27,9 +31,9 @@ WRK_THREADS=${WRK_THREADS:-1}
 ROUNDS=${ROUNDS:-3}             # >1: targets run round-robin, medians reported
 BASE_PORT=${BASE_PORT:-18080}   # first port tried; the next free ones are used
 KEEP_TMP=${KEEP_TMP:-0}
-SCENARIO=${SCENARIO:-proxy}     # proxy | limiter | authn
-[[ $SCENARIO == proxy || $SCENARIO == limiter || $SCENARIO == authn ]] ||
-    { echo "bench: SCENARIO must be proxy, limiter or authn" >&2; exit 2; }
+SCENARIO=${SCENARIO:-proxy}     # proxy | limiter | authn | audit
+[[ $SCENARIO == proxy || $SCENARIO == limiter || $SCENARIO == authn || $SCENARIO == audit ]] ||
+    { echo "bench: SCENARIO must be proxy, limiter, authn or audit" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -285,6 +289,26 @@ names=("authn none" "authn jwt")
 keys=(none jwt)
 urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
     "https://127.0.0.1:$RAMPART_PORT2/v1/accounts")
+elif [[ $SCENARIO == audit ]]; then
+# ---------------------------------------------------------------- 5-6. audit: keys, two Rampart
+"$RAMPART_BIN" audit keygen --dir "$tmp" >/dev/null 2>&1 || die "rampart audit keygen failed"
+free_port RAMPART_PORT2
+free_port ADMIN_PORT2
+free_port RAMPART_PORT3
+free_port ADMIN_PORT3
+trail() {
+    printf '\n[audit]\ndir = "%s"\nsigning_key_file = "%s"\ndurability = "%s"\n\n[[audit.master_keys]]\nid = "k1"\nfile = "%s"\n' \
+        "$tmp/audit-$1" "$tmp/audit-signing.pem" "$1" "$tmp/audit-master.key"
+}
+start_rampart off "$RAMPART_PORT" "$ADMIN_PORT" ""
+start_rampart on "$RAMPART_PORT2" "$ADMIN_PORT2" "$(trail fsync)"
+start_rampart write "$RAMPART_PORT3" "$ADMIN_PORT3" "$(trail write)"
+rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
+names=("audit off" "audit fsync" "audit write")
+keys=(off on write)
+urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT2/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT3/v1/accounts")
 else
 # ---------------------------------------------------------------- 5-6. limiter: Redis and three Rampart
 free_port REDIS_PORT
@@ -356,6 +380,7 @@ clk_tck=$(getconf CLK_TCK)
 case $SCENARIO in
 proxy) target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}") ;;
 authn) target_pid=("${pids[1]}" "${pids[2]}") ;;
+audit) target_pid=("${pids[1]}" "${pids[2]}" "${pids[3]}") ;;
 *) target_pid=("${pids[2]}" "${pids[3]}" "${pids[4]}") ;;
 esac
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -448,6 +473,11 @@ report() {
     elif [[ $SCENARIO == authn ]]; then
         echo "authn:    ES256 JWT from a jwks_file issuer, one token for every request (verdict cache); wrk sends it to both"
         echo "tls:      $(tls_of "$RAMPART_PORT")"
+    elif [[ $SCENARIO == audit ]]; then
+        echo "audit:    file trail (AES-256-GCM segments, SHA-256 chain, Ed25519 checkpoints every 1000),"
+        echo "          durability fsync (group commit) and write (fsync every 50ms), on $(df -P "$tmp" | awk 'NR == 2 {print $1}')"
+        echo "          trail bytes written: fsync $(cat "$tmp"/audit-fsync/*.seg 2>/dev/null | wc -c), write $(cat "$tmp"/audit-write/*.seg 2>/dev/null | wc -c)"
+        echo "tls:      $(tls_of "$RAMPART_PORT")"
     else
         echo "limiter:  token_bucket per client address (one key), never refusing; redis-server $(redis-server --version | awk '{print $3}') on CPU(s) $LOAD_CPUS"
         echo "tls:      $(tls_of "$RAMPART_PORT")"
@@ -465,7 +495,14 @@ report() {
         fi
     done
     echo
-    if [[ $SCENARIO == authn ]]; then
+    if [[ $SCENARIO == audit ]]; then
+        for k in on write; do
+            awk -v r="${rps[$k]:-0}" -v q="${rps[off]:-1}" -v x="${p99[$k]:-0}" -v y="${p99[off]:-1}" -v n="$k" \
+                'BEGIN { printf "%-15s throughput %.2f   p99 %.2f   (goal >= 0.95: %s)\n", (n == "on" ? "fsync" : n) "/off", r / q, x / y, (r / q >= 0.95) ? "MET" : "NOT MET" }'
+        done
+        printf '\nCPU time of the gateway per request (us): off %s, fsync %s, write %s (the writer thread included)\n' \
+            "${cpu_us[off]:--}" "${cpu_us[on]:--}" "${cpu_us[write]:--}"
+    elif [[ $SCENARIO == authn ]]; then
         awk -v r="${rps[jwt]:-0}" -v q="${rps[none]:-1}" -v x="${p99[jwt]:-0}" -v y="${p99[none]:-1}" \
             'BEGIN { printf "jwt/none        throughput %.2f   p99 %.2f   (goal >= 0.9: %s)\n", r / q, x / y, (r / q >= 0.9) ? "MET" : "NOT MET" }'
         printf '\nCPU time of the gateway per request (us): none %s, jwt %s\n' "${cpu_us[none]:--}" "${cpu_us[jwt]:--}"

@@ -117,6 +117,15 @@ pub struct Exchange {
     /// The detailed internal cause of a refusal, for logs and audit only,
     /// never for the client.
     pub cause: Option<String>,
+    /// The query string, already redacted (only with an audit trail; the
+    /// raw query is never kept).
+    pub query: Option<String>,
+    /// Request body bytes, when declared (`Content-Length`).
+    pub bytes_in: Option<u64>,
+    /// The upstream's status, once it answered.
+    pub upstream_status: Option<u16>,
+    /// How long the upstream took to answer.
+    pub upstream_latency: Option<Duration>,
 }
 
 impl Exchange {
@@ -155,6 +164,10 @@ impl Exchange {
             rate_limit: None,
             outcome: "forwarded",
             cause: None,
+            query: None,
+            bytes_in: None,
+            upstream_status: None,
+            upstream_latency: None,
         }
     }
 

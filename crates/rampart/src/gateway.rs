@@ -35,6 +35,8 @@ pub struct ProcessState {
     pub mfa: Arc<crate::mfa::MfaState>,
     /// People signed in to the admin API.
     pub admin_sessions: Arc<crate::admin::auth::Sessions>,
+    /// The running audit trail (started once, by `runtime::start`).
+    pub audit: crate::audit::AuditSlot,
 }
 
 impl ProcessState {
@@ -47,6 +49,7 @@ impl ProcessState {
             brute_force: Arc::default(),
             mfa: crate::mfa::MfaState::new(crate::clock::SystemClock::shared()),
             admin_sessions: Arc::default(),
+            audit: Default::default(),
         })
     }
 }
@@ -95,6 +98,8 @@ pub struct Gateway {
     pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
     pub warnings: Vec<ConfigProblem>,
+    /// `[audit]`, validated (the trail itself runs in [`ProcessState`]).
+    pub audit: Option<Arc<crate::audit::AuditPolicy>>,
 }
 
 // === impl Gateway ===
@@ -114,6 +119,13 @@ impl Gateway {
         let mut problems = lint::lint(cfg);
         problems.extend(crate::authn::gate::Authn::lint(&cfg.issuers));
         problems.extend(crate::authn::mtls::Mtls::lint(cfg));
+        problems.extend(crate::audit::config::lint(cfg.audit.as_ref()));
+        let audit = cfg
+            .audit
+            .as_ref()
+            .map(|a| crate::audit::AuditPolicy::from_config(a, loaded).map(Arc::new))
+            .transpose()
+            .map_err(|p| problems.extend(p));
         let authn = crate::authn::gate::Authn::from_config(cfg, loaded, &state.authn, clock.clone())
             .map_err(|p| problems.extend(p));
 
@@ -275,6 +287,9 @@ impl Gateway {
         else {
             return Err(loaded.problems(problems));
         };
+        let Ok(audit) = audit else {
+            return Err(loaded.problems(problems));
+        };
         for u in &mut upstreams {
             u.set_identity(identity.clone());
         }
@@ -307,6 +322,7 @@ impl Gateway {
                     identity,
                     traffic,
                     warnings: loaded.problems(problems).problems,
+                    audit,
                 })
             }
             _ => Err(loaded.problems(problems)),
@@ -320,6 +336,11 @@ impl Gateway {
         if let Some(r) = &self.traffic.redis {
             r.start(&self.limits.bans, self.clock.clone());
         }
+    }
+
+    /// The running audit trail, if the policy has one.
+    pub fn auditor(&self) -> Option<&Arc<crate::audit::Auditor>> {
+        self.state.audit.get()
     }
 
     /// The upstream a route forwards to.

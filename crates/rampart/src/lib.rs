@@ -8,6 +8,7 @@
 //! `ARCHITECTURE.md` at the repository root is the map.
 
 pub mod admin;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;

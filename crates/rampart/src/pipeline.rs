@@ -11,6 +11,8 @@
 //!   → in-flight  503 + Retry-After (gateway, route, upstream ceilings)
 //!   → upstream   502 / 504                     upstream/
 //!   → respond    strip leaky headers, scrub upstream 5xx, security headers
+//!   → audit      one redacted, chained, encrypted record, durable before the
+//!                response leaves (503 up front if the trail cannot take it)
 //!   → observe    metrics + one access-log line, for every request
 //! ```
 //!
@@ -24,6 +26,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Request, Response};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
@@ -48,14 +51,39 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
     let peer = ex.conn.peer.ip();
     ex.via_trusted_proxy = gw.ip_filter.is_trusted(peer);
     ex.client_ip = gw.ip_filter.client_ip(peer, req.headers());
+    ex.bytes_in = req.body().size_hint().exact();
+    if let Some(audit) = gw.auditor() {
+        // Only the redacted query is kept.
+        ex.query = req
+            .uri()
+            .query()
+            .filter(|q| !q.is_empty())
+            .map(|q| crate::redact::redact_query(q, &audit.policy().config.query_params));
+    }
     // Observed exactly once, when this guard drops: after the response, or
     // when the client goes away mid-request (hyper then drops this future).
     let mut obs = Observation {
         gw: gw.clone(),
         ex,
         status: None,
+        audit: None,
     };
-    let response = match run(&gw, &mut obs.ex, req.map(RequestBody::new)).await {
+    // A place for this request's audit record, or 503 (`[audit] on_failure`).
+    let admitted = match gw.auditor() {
+        None => Ok(()),
+        Some(audit) => match audit.admit().await {
+            Ok(permit) => {
+                obs.audit = Some(permit);
+                Ok(())
+            }
+            Err(_) => Err(Reject::Overloaded("audit")),
+        },
+    };
+    let result = match admitted {
+        Ok(()) => run(&gw, &mut obs.ex, req.map(RequestBody::new)).await,
+        Err(reject) => Err(reject),
+    };
+    let response = match result {
         Ok(resp) => resp,
         Err(reject) => {
             let ex = &mut obs.ex;
@@ -70,10 +98,16 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
                     })
                     .inc();
             }
-            gw.respond.reject(&reject, ex)
+            let resp = gw.respond.reject(&reject, ex);
+            if let Reject::RateLimited(l) = &reject {
+                ex.rate_limit = Some(l.headers.clone()); // the limit's state, for the audit record
+            }
+            resp
         }
     };
     obs.status = Some(response.status().as_u16());
+    // Durable before the client hears back (`[audit] durability`).
+    obs.audit(response.body().size_hint().exact()).await;
     response
 }
 
@@ -150,10 +184,13 @@ async fn run(
     let resp = match &route.idempotency {
         None => {
             let req = Request::from_parts(parts, payload.into_forward());
-            let resp = upstream
+            let sent = gw.clock.monotonic();
+            let forwarded = upstream
                 .forward(req, ex, &permit, gw.respond.request_id_header(), route.timeout)
-                .await
-                .map_err(Reject::Upstream)?; // 502, 504
+                .await;
+            ex.upstream_latency = Some(gw.clock.monotonic().saturating_sub(sent));
+            let resp = forwarded.map_err(Reject::Upstream)?; // 502, 504
+            ex.upstream_status = Some(resp.status().as_u16());
             gw.respond.finish(resp, route, upstream, ex) // scrubs 5xx bodies, hides upstream URLs
         }
         Some(idem) => {
@@ -384,10 +421,13 @@ async fn idempotent(
         Begin::Full => return Err(Reject::Overloaded("idempotency")),
     };
     let req = Request::from_parts(parts, Either::Right(Full::new(body)));
-    let resp = upstream
+    let sent = gw.clock.monotonic();
+    let forwarded = upstream
         .forward(req, ex, permit, gw.respond.request_id_header(), route.timeout)
-        .await
-        .map_err(Reject::Upstream)?; // the claim drops: a retry may go through
+        .await;
+    ex.upstream_latency = Some(gw.clock.monotonic().saturating_sub(sent));
+    let resp = forwarded.map_err(Reject::Upstream)?; // the claim drops: a retry may go through
+    ex.upstream_status = Some(resp.status().as_u16());
     if resp.status().is_server_error() {
         drop(claim);
         return Ok(gw.respond.finish(resp, route, upstream, ex));
@@ -428,12 +468,39 @@ struct Observation {
     gw: Arc<Gateway>,
     ex: Exchange,
     status: Option<u16>,
+    /// The place reserved for this request's audit record, until sent.
+    audit: Option<crate::audit::Permit>,
+}
+
+impl Observation {
+    fn audit_event(&self, bytes_out: Option<u64>) -> crate::audit::Event {
+        let latency = self.gw.clock.monotonic().saturating_sub(self.ex.started);
+        let status = self.status.unwrap_or(CLIENT_CLOSED);
+        crate::audit::Event::Request(Box::new(crate::audit::RequestEvent::from_exchange(
+            &self.ex, status, latency, bytes_out,
+        )))
+    }
+
+    /// Sends this request's record and waits as `[audit] durability` says.
+    async fn audit(&mut self, bytes_out: Option<u64>) {
+        let Some(permit) = self.audit.take() else {
+            return;
+        };
+        let event = self.audit_event(bytes_out);
+        if let Err(e) = permit.record(event).await {
+            tracing::error!(target: "rampart::audit", request_id = %self.ex.request_id, error = %e, "audit record not confirmed");
+        }
+    }
 }
 
 impl Drop for Observation {
     fn drop(&mut self) {
         if self.status.is_none() {
             self.ex.outcome = "client-cancelled";
+        }
+        // The client went away before its record was sent.
+        if let Some(permit) = self.audit.take() {
+            permit.record_detached(self.audit_event(None));
         }
         observe(&self.gw, &self.ex, self.status.unwrap_or(CLIENT_CLOSED));
     }
@@ -452,15 +519,16 @@ fn observe(gw: &Gateway, ex: &Exchange, status: u16) {
         latency,
     );
     if let Some(cause) = &ex.cause {
-        tracing::debug!(request_id = %ex.request_id, outcome = ex.outcome, cause = %cause, "request refused");
+        tracing::debug!(request_id = %ex.request_id, outcome = ex.outcome, cause = %crate::redact::redact(cause), "request refused");
     }
     if gw.logging.access_log {
+        let path = ex.path.as_deref().map(crate::redact::redact_url_part);
         telemetry::access(&AccessLog {
             request_id: &ex.request_id,
             listener: &ex.conn.listener,
             route: &route,
             method: ex.method_label(),
-            path: ex.path.as_deref().unwrap_or("-"),
+            path: path.as_deref().unwrap_or("-"),
             status,
             outcome: ex.outcome,
             latency,

@@ -88,6 +88,27 @@ impl Runtime {
     /// Re-reads the policy file; swaps it in only if it is entirely valid.
     /// Returns the new generation.
     pub async fn reload(&self) -> Result<u64, ConfigErrors> {
+        self.reload_by("reload").await
+    }
+
+    /// [`Runtime::reload`], recording `trigger` (`sighup`, `admin-api`) in
+    /// the audit trail with the outcome.
+    pub async fn reload_by(&self, trigger: &str) -> Result<u64, ConfigErrors> {
+        let result = self.reload_inner().await;
+        if let Some(audit) = self.snapshot().auditor() {
+            let (generation, problems) = match &result {
+                Ok((g, _)) => (Some(*g), 0),
+                Err(e) => (None, e.errors().count()),
+            };
+            let digest = result.as_ref().ok().and_then(|(_, d)| d.clone());
+            if let Err(e) = audit.policy_reload(trigger, generation, problems, digest).await {
+                tracing::error!(target: "rampart::audit", error = %e, "the policy reload could not be recorded in the audit trail");
+            }
+        }
+        result.map(|(g, _)| g)
+    }
+
+    async fn reload_inner(&self) -> Result<(u64, Option<String>), ConfigErrors> {
         let _serial = self.reload_lock.lock().await;
         // Reading files and building clients blocks: keep it off the
         // threads that serve requests.
@@ -105,7 +126,9 @@ impl Runtime {
                     vec![ConfigProblem::error("", format!("reload task failed: {e}"))],
                 ))
             });
+        let mut digest = None;
         let result = built.map(|(new, loaded)| {
+            digest = Some(crate::audit::policy_digest(loaded.text.as_bytes()));
             for w in &new.warnings {
                 tracing::warn!(warning = %loaded.problems(vec![w.clone()]), "policy warning");
             }
@@ -130,7 +153,7 @@ impl Runtime {
                 }
             }
         }
-        result
+        result.map(|g| (g, digest))
     }
 }
 
@@ -164,6 +187,12 @@ fn build_next(
             "removing a listener needs a restart",
         ));
     }
+    if new.audit.as_ref().map(|a| &a.config) != old.audit.as_ref().map(|a| &a.config) {
+        problems.push(ConfigProblem::error(
+            "audit",
+            "changing [audit] (or adding or removing it) needs a restart",
+        ));
+    }
     if new.admin.bind != old.admin.bind {
         problems.push(ConfigProblem::error(
             "admin.bind",
@@ -182,6 +211,9 @@ pub enum StartError {
     /// The policy is invalid.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// The audit trail could not be opened.
+    #[error("cannot open the audit trail: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// A port could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -234,6 +266,11 @@ pub async fn start_with_clock(config_path: &Path, clock: SharedClock) -> Result<
     }
     metrics.policy_generation.set(1);
     gw.start_background();
+    // The trail opens before any listener: every request is recorded.
+    if let Some(policy) = &gw.audit {
+        let auditor = crate::audit::Auditor::start(policy.clone(), clock.clone()).await?;
+        let _ = gw.state.audit.set(auditor);
+    }
     let (shutdown, shutdown_rx) = watch::channel(None);
     // The admin listener outlives the drain, so that /readyz says 503 to
     // the load balancer while in-flight requests finish.
@@ -335,7 +372,7 @@ impl Server {
                     tokio::select! {
                         _ = hup.recv() => {
                             tracing::info!("SIGHUP: reloading the policy");
-                            let _ = self.runtime.reload().await;
+                            let _ = self.runtime.reload_by("sighup").await;
                         }
                         _ = term.recv() => break,
                         _ = tokio::signal::ctrl_c() => break,
@@ -364,6 +401,10 @@ impl Server {
         let deadline = tokio::time::Instant::now() + grace;
         while self.listeners.iter().any(|(_, _, c)| c.open() > 0) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Seal the trail: a last checkpoint, fsync, the signed head.
+        if let Some(audit) = self.runtime.snapshot().auditor() {
+            audit.close(Duration::from_secs(5)).await;
         }
         let _ = self.admin_shutdown.send(true);
         for t in self.tasks {

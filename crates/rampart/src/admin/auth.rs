@@ -51,7 +51,7 @@ pub struct MachineToken {
 /// Who is calling, once identified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// `token:NAME`, `cert:CN` or `user:NAME`.
+    /// `machine:NAME` (a token), `cert:CN` or `user:NAME`.
     pub who: String,
     /// Their role.
     pub role: Role,
@@ -168,7 +168,7 @@ pub fn identify(rt: &Runtime, headers: &HeaderMap, peer: Option<&AdminPeer>) -> 
         }
         if let Some(t) = found {
             return Some(Actor {
-                who: format!("token:{}", t.name),
+                who: format!("machine:{}", t.name),
                 role: t.role,
             });
         }

@@ -9,7 +9,10 @@
 //! a data-plane listener. Every endpoint but health, readiness, the public
 //! JWKS and sign-in needs a credential and a role ([`auth`]): machine
 //! tokens, client certificates, or people signed in with password and
-//! one-time code ([`users`]). Every action is recorded with who did it.
+//! one-time code ([`users`]). Every action is logged with who did it and,
+//! with `[audit]`, every call that changes something (any method but
+//! GET/HEAD, authorised or not) is recorded in the audit trail and refused
+//! with 503 while the trail cannot record it ([`crate::audit::admin`]).
 //!
 //! | Endpoint | Role | Answer |
 //! |---|---|---|
@@ -258,6 +261,12 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(runtime.clone(), auth::guard))
+        // Every changing call is recorded in the audit trail (refused with
+        // 503 while the trail is failing).
+        .layer(axum::middleware::from_fn_with_state(
+            runtime.clone(),
+            crate::audit::admin::record_admin_calls,
+        ))
         .with_state(runtime)
 }
 
@@ -346,7 +355,7 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
 }
 
 async fn reload(State(rt): State<Arc<Runtime>>) -> Response {
-    match rt.reload().await {
+    match rt.reload_by("admin-api").await {
         Ok(generation) => (
             StatusCode::OK,
             Json(json!({"status": "reloaded", "generation": generation})),

@@ -2,7 +2,8 @@
 //! commands (clients of the admin API), API-key management
 //! `keys create|list|rotate|revoke` ([`api_keys`]), one-time-code
 //! enrolments `mfa enrol|list|reset|rekey` ([`mfa`]), admin users
-//! `admin user add|passwd|list|remove` ([`admin`]), and the developer
+//! `admin user add|passwd|list|remove` ([`admin`]), the audit trail's
+//! `audit verify|show|export|keygen` ([`audit`]), and the developer
 //! commands `keys gen`, `token` ([`dev`]) and `mfa code`.
 //!
 //! Exit codes: 0 success; 1 the policy has problems or the gateway could not
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod dev;
 pub mod mfa;
 
@@ -145,6 +147,13 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// The audit trail: `verify` (exit 0 intact, 1 tampered, 2 unreadable),
+    /// `show`, `export --format jsonl`, `keygen`.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Test tokens and DPoP proofs.
     Token {
         /// What to do.
@@ -267,6 +276,7 @@ pub fn main() -> ExitCode {
         Command::Token { command } => dev::token(command),
         Command::Mfa { command } => mfa::mfa(command),
         Command::Admin { command } => admin::admin(command),
+        Command::Audit { command } => audit::run(command),
         Command::Identity {
             command: IdentityCommand::Jwks { config },
         } => identity_jwks(&config),

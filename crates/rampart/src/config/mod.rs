@@ -78,6 +78,8 @@ pub struct GatewayConfig {
     /// `[mfa]`: second factors (TOTP enrolments, admin users) and the key
     /// that seals them.
     pub mfa: Option<crate::mfa::MfaConfig>,
+    /// `[audit]`: the tamper-evident, encrypted audit trail.
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

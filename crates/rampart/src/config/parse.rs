@@ -191,6 +191,7 @@ const SECTIONS: &[&str] = &[
     "identity",
     "entitlements",
     "mfa",
+    "audit",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -243,6 +244,7 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         identity: cx.table("identity"),
         entitlements: cx.array("entitlements"),
         mfa: cx.table("mfa"),
+        audit: cx.table("audit"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -109,6 +109,7 @@ pub async fn start(
     pki::write_private(&dir.join("mfa.key"), &format!("{}\n", random_key_b64()))
         .map_err(|e| format!("cannot write the MFA key: {e}"))?;
     let tokens = idp.mint_tokens(&dir, AUDIENCE)?;
+    audit_keys(&dir)?;
 
     let gateway_bind = SocketAddr::from(([127, 0, 0, 1], port));
     let admin_bind = SocketAddr::from(([127, 0, 0, 1], admin_port));
@@ -274,6 +275,18 @@ pub async fn start(
             "Reload the policy after editing it",
             format!("curl -X POST -H \"Authorization: Bearer $(cat {}/admin.token)\" {admin_url}/admin/reload", dir.display()),
         ),
+        (
+            "The audit trail: every request above, redacted (card numbers, IBANs, e-mails and tokens masked), decrypted for you",
+            format!("{exe} audit show --config {}", policy_path.display()),
+        ),
+        (
+            "Verify its hash chain and signatures (exit 0 intact; edit a byte of a segment in audit/ and it names the entry, exit 1)",
+            format!("{exe} audit verify --config {}", policy_path.display()),
+        ),
+        (
+            "Export it for a SIEM (JSON lines)",
+            format!("{exe} audit export --config {} --format jsonl", policy_path.display()),
+        ),
     ];
     let info = json!({
         "gateway_url": gateway_url,
@@ -290,6 +303,11 @@ pub async fn start(
         "tokens": tokens,
         "api_keys": api_keys,
         "totp": totp,
+        "audit": {
+            "dir": dir.join("audit").display().to_string(),
+            "show": format!("{exe} audit show --config {}", policy_path.display()),
+            "verify": format!("{exe} audit verify --config {}", policy_path.display()),
+        },
         "examples": examples.iter().map(|(what, cmd)| json!({"what": what, "command": cmd})).collect::<Vec<_>>(),
     });
     let json_path = dir.join("demo.json");
@@ -300,6 +318,31 @@ pub async fn start(
     // user may paste at once.
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok((server, info, (bank, idp)))
+}
+
+/// The audit trail's keys: made once and kept, so that the trail continues
+/// across runs (a trail whose keys are gone is moved aside).
+fn audit_keys(dir: &Path) -> Result<(), String> {
+    let master = dir.join("audit-master.key");
+    let signing = dir.join("audit-signing.pem");
+    if master.exists() && signing.exists() {
+        return Ok(());
+    }
+    let trail = dir.join("audit");
+    if trail.exists() {
+        let aside = dir.join(format!(
+            "audit.orphaned-{}",
+            random_token().get(..8).unwrap_or("old")
+        ));
+        std::fs::rename(&trail, &aside).map_err(|e| format!("cannot move {} aside: {e}", trail.display()))?;
+    }
+    use base64::Engine as _;
+    let key = crate::audit::crypto::random_key().map_err(|e| e.to_string())?;
+    let (private, public, _) = crate::audit::crypto::generate_signing_key().map_err(|e| e.to_string())?;
+    pki::write_private(&master, &base64::engine::general_purpose::STANDARD.encode(key))
+        .and_then(|()| pki::write_private(&signing, &private))
+        .and_then(|()| pki::write_private(&dir.join("audit-signing.pub.pem"), &public))
+        .map_err(|e| format!("cannot write the audit keys: {e}"))
 }
 
 /// Makes the demo partner's API key (a fresh store each run).

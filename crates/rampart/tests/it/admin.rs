@@ -200,7 +200,7 @@ async fn every_endpoint_needs_its_role() {
         rampart_testkit::admin_request(Method::GET, &h.admin_url("/admin/whoami"), Some(SECADMIN)).await;
     assert_eq!(
         who.json(),
-        serde_json::json!({"who": "token:secops", "role": "security-admin"})
+        serde_json::json!({"who": "machine:secops", "role": "security-admin"})
     );
 }
 

@@ -148,6 +148,9 @@ fn the_demo_policy_template_renders_to_a_valid_policy() {
         "a-demo-pepper-of-at-least-32-bytes-0123456789",
     )
     .unwrap();
+    std::fs::write(tmp.path().join("audit-master.key"), "0".repeat(64)).unwrap();
+    let (signing, _, _) = rampart::audit::crypto::generate_signing_key().unwrap();
+    std::fs::write(tmp.path().join("audit-signing.pem"), signing).unwrap();
     std::fs::write(
         &policy,
         text.replace("\"server.pem\"", "\"certs/server.pem\"")

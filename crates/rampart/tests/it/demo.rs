@@ -270,6 +270,19 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
     let examples = info["examples"].to_string();
     assert!(examples.contains("past five, 429"), "{examples}");
 
+    // Test secrets in a path and a query: they must not be in any file the
+    // demo writes (checked after it stops).
+    let auth_a = format!("Bearer {}", token("customer_a"));
+    for path in [
+        "/v1/accounts/4111111111111111",
+        "/v1/accounts?iban=GB29NWBK60161331926819&email=alice.smith%40example.com",
+    ] {
+        let r = c
+            .send(http::Method::GET, path, &[("authorization", auth_a.as_str())], "")
+            .await;
+        assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
+    }
+
     let r = c.get("/v1/debug/fail").await;
     assert_eq!(r.status, 500);
     assert!(!r.text().contains("PaymentService"), "{}", r.text());
@@ -295,4 +308,5 @@ async fn demo_serves_the_bank_through_https_and_writes_demo_json() {
         .await
         .unwrap();
     assert!(out.contains("curl --cacert"), "{out}");
+    crate::audit::check_demo_trail(&demo_dir, &out, &token("customer_a"));
 }

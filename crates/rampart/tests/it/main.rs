@@ -6,6 +6,7 @@
 
 mod admin;
 mod api_keys;
+mod audit;
 mod authz;
 mod cli;
 mod demo;

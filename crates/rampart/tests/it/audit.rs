@@ -1,0 +1,777 @@
+//! The audit trail end to end: real requests over TLS through the gateway,
+//! the real `rampart` binary for `serve`, `audit verify|show|export`,
+//! `kill -9` under load, a real PostgreSQL, and grep for secrets over every
+//! file and log line written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use http::Method;
+use rampart_testkit::{admin_request, admin_send, base_policy, Harness, RecordingUpstream, ADMIN_TOKEN};
+use serde_json::Value;
+
+use crate::ROUTES;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rampart")
+}
+
+/// Key files for `[audit]`: a master key and an Ed25519 signing key.
+fn key_files() -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    let k = rampart::audit::crypto::random_key().unwrap();
+    let (private, public, _) = rampart::audit::crypto::generate_signing_key().unwrap();
+    vec![
+        (
+            "audit-master.key",
+            base64::engine::general_purpose::STANDARD.encode(k),
+        ),
+        ("audit-signing.pem", private),
+        ("audit-signing.pub.pem", public),
+    ]
+}
+
+/// A directory holding [`key_files`].
+fn keys_dir() -> tempfile::TempDir {
+    let keys = tempfile::tempdir().unwrap();
+    for (name, content) in key_files() {
+        std::fs::write(keys.path().join(name), content).unwrap();
+    }
+    keys
+}
+
+/// `[audit]` over files in `audit/` (paths relative to the policy, or under
+/// `keys` when given).
+fn audit_section(keys: Option<&Path>, extra: &str) -> String {
+    let at = |f: &str| keys.map_or(f.to_string(), |d| d.join(f).display().to_string());
+    format!(
+        "\n[audit]\ndir = \"{}\"\nsigning_key_file = \"{}\"\ncheckpoint_every = 10\n{extra}\n\
+         [[audit.master_keys]]\nid = \"k1\"\nfile = \"{}\"\n",
+        keys.map_or("audit".to_string(), |d| d.join("audit").display().to_string()),
+        at("audit-signing.pem"),
+        at("audit-master.key")
+    )
+}
+
+const LIMITED: &str = "
+[[routes]]
+id = \"limited\"
+path = \"/v1/limited\"
+methods = [\"GET\"]
+upstream = \"backend\"
+authn = \"none\"
+
+[[routes.rate_limit]]
+algorithm = \"fixed_window\"
+limit = 1
+per = \"1h\"
+";
+
+async fn harness(extra: &str) -> Harness {
+    let upstream = RecordingUpstream::start().await;
+    let policy = format!(
+        "{}\n{ROUTES}\n{LIMITED}\n{}",
+        base_policy(&upstream.url()),
+        audit_section(None, extra)
+    );
+    let files = key_files();
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    Harness::start_with_files(upstream, &policy, &files).await
+}
+
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+fn audit(args: &[&str]) -> Run {
+    let out = Command::new(bin()).arg("audit").args(args).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every entry `rampart audit export` prints.
+fn export(policy: &Path, extra: &[&str]) -> Vec<Value> {
+    let p = policy.to_str().unwrap();
+    let mut args = vec!["export", "--config", p, "--format", "jsonl"];
+    args.extend_from_slice(extra);
+    let r = audit(&args);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    r.out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn requests(entries: &[Value]) -> Vec<&Value> {
+    entries
+        .iter()
+        .map(|e| &e["entry"]["event"])
+        .filter(|e| e["kind"] == "request")
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_accepted_or_refused_has_exactly_one_record() {
+    let mut h = harness("").await;
+    let c = h.client();
+    let mut answered = Vec::new();
+    for (method, path, status) in [
+        (Method::GET, "/v1/accounts?page=2&token=s3cr3t-query-value", 200),
+        (Method::GET, "/v1/limited", 200),
+        (Method::GET, "/v1/limited", 429),
+        (Method::GET, "/no/such/endpoint", 404),
+        (Method::DELETE, "/v1/accounts", 405),
+        (Method::GET, "/status/503", 503),
+    ] {
+        let r = c.send(method, path, &[], "").await;
+        assert_eq!(r.status, status, "{path}");
+        answered.push((r.header("x-request-id").unwrap().to_string(), status));
+    }
+    // Admin actions (and a refused, unauthenticated one) and a reload.
+    let url = h.admin_url("/admin/bans");
+    let body = r#"{"cidr": "203.0.113.9/32", "ttl": "10m", "reason": "test"}"#;
+    assert_eq!(
+        admin_send(Method::POST, &url, Some(ADMIN_TOKEN), body)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        admin_send(Method::POST, &url, Some("wrong"), body).await.status,
+        401
+    );
+    let r = admin_request(Method::POST, &h.admin_url("/admin/reload"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.stop().await;
+
+    let entries = export(&h.policy_path, &[]);
+    let reqs = requests(&entries);
+    assert_eq!(reqs.len(), answered.len(), "{reqs:#?}");
+    for (id, status) in &answered {
+        let mine: Vec<_> = reqs.iter().filter(|e| e["request_id"] == id.as_str()).collect();
+        assert_eq!(mine.len(), 1, "{id}");
+        let e = mine[0];
+        assert_eq!(e["status"], *status, "{e}");
+        assert!(e["interaction_id"].as_str().is_some_and(|s| s.len() == 36));
+        assert_eq!(e["client_ip"], "127.0.0.1");
+        assert!(e["latency_ms"].as_f64().is_some());
+    }
+    let by_status = |s: u16| reqs.iter().find(|e| e["status"] == s).unwrap();
+    let ok = by_status(200);
+    assert_eq!(ok["route"], "accounts-list");
+    assert_eq!(ok["outcome"], "forwarded");
+    assert_eq!(ok["upstream_status"], 200);
+    assert!(ok["upstream_ms"].as_f64().is_some());
+    assert!(ok["bytes_out"].as_u64().is_some());
+    assert_eq!(ok["query"], "page=2&token=[redacted]", "{ok}");
+    let limited = by_status(429);
+    assert_eq!(limited["outcome"], "rate-limited");
+    assert!(
+        limited["rate_limit"].as_str().unwrap().contains("r=0"),
+        "{limited}"
+    );
+    assert!(
+        limited["cause"].as_str().unwrap().contains("rate limited"),
+        "{limited}"
+    );
+    assert!(limited.get("upstream_status").is_none());
+    assert_eq!(by_status(404)["outcome"], "not-found");
+    assert_eq!(by_status(405)["method"], "DELETE");
+    assert_eq!(by_status(503)["upstream_status"], 503);
+
+    let admin: Vec<_> = entries
+        .iter()
+        .map(|e| &e["entry"]["event"])
+        .filter(|e| e["kind"] == "admin")
+        .collect();
+    assert_eq!(admin.len(), 3, "{admin:#?}");
+    assert_eq!(admin[0]["actor"], "machine:admin");
+    assert_eq!(admin[0]["action"], "POST /admin/bans");
+    assert_eq!(admin[0]["target"], "cidr=203.0.113.9/32");
+    assert_eq!(admin[0]["outcome"], "ok (201)");
+    assert_eq!(admin[1]["actor"], "anonymous");
+    assert_eq!(admin[1]["outcome"], "refused (401)");
+    let reload: Vec<_> = entries
+        .iter()
+        .map(|e| &e["entry"]["event"])
+        .filter(|e| e["kind"] == "reload")
+        .collect();
+    assert_eq!(reload.len(), 1);
+    assert_eq!(reload[0]["trigger"], "admin-api");
+    assert_eq!(reload[0]["generation"], 2);
+    assert_eq!(reload[0]["policy_sha256"].as_str().unwrap().len(), 64);
+
+    // The CLI verifies it; show filters it.
+    let p = h.policy_path.to_str().unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 0, "{}{}", v.out, v.err);
+    assert!(v.out.starts_with("OK: "), "{}", v.out);
+    let s = audit(&["show", "--config", p, "--filter", "status=429"]);
+    assert_eq!(s.code, 0, "{}", s.err);
+    assert_eq!(s.out.lines().count(), 1, "{}", s.out);
+    assert!(
+        s.out.contains("rate-limited") && s.out.contains("/v1/limited"),
+        "{}",
+        s.out
+    );
+    let s = audit(&[
+        "show",
+        "--config",
+        p,
+        "--filter",
+        "kind=admin",
+        "--filter",
+        "actor=anon*",
+    ]);
+    assert_eq!(s.out.lines().count(), 1, "{}", s.out);
+    let s = audit(&[
+        "show",
+        "--config",
+        p,
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2000-01-02T00:00:00Z",
+    ]);
+    assert_eq!((s.code, s.out.as_str()), (0, ""), "{}", s.err);
+    let s = audit(&["show", "--config", p, "--filter", "nonsense"]);
+    assert_eq!(s.code, 2);
+    let s = audit(&["export", "--config", p, "--format", "csv"]);
+    assert_eq!(s.code, 2);
+}
+
+fn frames(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    rampart::audit::segment::frame_ranges(bytes).unwrap()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_hand_edited_segment_fails_verify_at_the_right_entry_with_exit_codes_for_scripts() {
+    let mut h = harness("").await;
+    let c = h.client();
+    for _ in 0..12 {
+        assert_eq!(c.get("/v1/accounts").await.status, 200);
+    }
+    h.stop().await;
+    let p = h.policy_path.to_str().unwrap();
+    assert_eq!(audit(&["verify", "--config", p]).code, 0);
+    let seg = segments(&h.path("audit")).remove(0);
+    let original = std::fs::read(&seg).unwrap();
+    // One byte of entry 7 (frame 6) changed, as a hex editor would.
+    let mut edited = original.clone();
+    let r = frames(&original)[6].clone();
+    edited[r.start + 30] ^= 0x20;
+    std::fs::write(&seg, &edited).unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 1, "{}{}", v.out, v.err);
+    assert!(v.out.contains("TAMPERED: entry 7: modified"), "{}", v.out);
+    assert!(v.out.contains("first bad entry: 7"), "{}", v.out);
+    // show refuses to print what does not authenticate.
+    assert_eq!(audit(&["show", "--config", p]).code, 1);
+    std::fs::write(&seg, &original).unwrap();
+    assert_eq!(audit(&["verify", "--config", p]).code, 0);
+    // Unreadable: no such trail, no [audit], usage: 2.
+    let v = audit(&["verify", "--config", p, "--dir", "/nonexistent/audit"]);
+    assert_eq!(v.code, 2, "{}", v.err);
+    let bare = h.path("bare.toml");
+    std::fs::write(&bare, "[dangerous]\nallow_plain_http = true\n").unwrap();
+    assert_eq!(audit(&["verify", "--config", bare.to_str().unwrap()]).code, 2);
+    assert_eq!(audit(&["verify"]).code, 2);
+}
+
+#[tokio::test]
+async fn the_gateway_answers_503_while_the_disk_fails_and_recovers_without_losing_records() {
+    let mut h = harness("segment_max_bytes = 4096\nack_timeout = \"300ms\"").await;
+    let c = h.client();
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    let trail = h.path("audit");
+    let away = h.path("audit.away");
+    std::fs::rename(&trail, &away).unwrap();
+    std::fs::write(&trail, "the disk is gone").unwrap();
+    let mut ids = Vec::new();
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = c.get("/v1/accounts").await;
+        match r.status.as_u16() {
+            200 => ids.push(r.header("x-request-id").unwrap().to_string()),
+            503 => {
+                refused = Some(r);
+                break;
+            }
+            s => panic!("{s}"),
+        }
+    }
+    let r = refused.expect("never refused while the disk was gone");
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/overloaded");
+    let reached = h.upstream.count();
+    for _ in 0..5 {
+        assert_eq!(c.get("/v1/accounts").await.status, 503);
+    }
+    assert_eq!(
+        h.upstream.count(),
+        reached,
+        "refused requests reached the upstream"
+    );
+    std::fs::remove_file(&trail).unwrap();
+    std::fs::rename(&away, &trail).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c.get("/v1/accounts").await;
+        if r.status == 200 {
+            ids.push(r.header("x-request-id").unwrap().to_string());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.stop().await;
+    let p = h.policy_path.to_str().unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 0, "{}{}", v.out, v.err);
+    let entries = export(&h.policy_path, &[]);
+    let recorded: Vec<&str> = requests(&entries)
+        .iter()
+        .filter_map(|e| e["request_id"].as_str())
+        .collect();
+    for id in &ids {
+        assert!(
+            recorded.contains(&id.as_str()),
+            "answered request {id} has no record"
+        );
+    }
+}
+
+#[tokio::test]
+async fn changing_the_audit_section_needs_a_restart() {
+    let h = harness("").await;
+    let text = std::fs::read_to_string(&h.policy_path).unwrap();
+    std::fs::write(
+        &h.policy_path,
+        text.replace("checkpoint_every = 10", "checkpoint_every = 11"),
+    )
+    .unwrap();
+    let r = admin_request(Method::POST, &h.admin_url("/admin/reload"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("needs a restart"), "{}", r.text());
+}
+
+/// Secrets sent in every place a client can put them, and what of each
+/// must never be written anywhere.
+const SECRETS: &[(&str, &str)] = &[
+    ("4111111111111111", "4111111111111111"),
+    ("5555-5555-5555-4444", "5555555555554444"),
+    ("378282246310005", "378282246310005"),
+    ("DE89370400440532013000", "370400440532013000"),
+    ("GB29NWBK60161331926819", "60161331926819"),
+    ("alice.smith%40example.com", "alice.smith"),
+    (
+        "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2VjcmV0LXNpZ25hdHVyZQ",
+        "c2VjcmV0LXNpZ25hdHVyZQ",
+    ),
+    (
+        "rk_abcdefghijkl_Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp",
+        "Zz9Yy8Xx7Ww6Vv5Uu4",
+    ),
+];
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_secret_sent_by_a_client_is_in_any_log_file_or_sink() {
+    let keys = keys_dir();
+    let upstream = RecordingUpstream::start().await;
+    let policy = format!(
+        "{}\n{ROUTES}\n[logging]\nlevel = \"info,rampart=debug\"\n{}[[audit.export]]\nkind = \"stdout\"\n[[audit.export]]\nkind = \"file\"\npath = \"{}\"\n",
+        base_policy(&upstream.url()),
+        audit_section(Some(keys.path()), ""),
+        keys.path().join("siem.jsonl").display()
+    );
+    let s = crate::serve::Served::start(&policy).await;
+    let c = s.client();
+    for (secret, _) in SECRETS {
+        let bearer = format!("Bearer {secret}");
+        let cookie = format!("session={secret}");
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("cookie", cookie.as_str()),
+            ("x-api-key", secret),
+        ];
+        for path in [
+            format!("/v1/accounts/{secret}"),
+            format!("/v1/accounts?q={secret}&page={secret}"),
+            format!("/v1/nowhere/{secret}"),
+        ] {
+            let r = c.send(Method::GET, &path, &headers, "").await;
+            assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
+        }
+    }
+    let printed = s.stop().await;
+    assert!(
+        printed.contains("\"kind\":\"request\""),
+        "the stdout export is empty"
+    );
+    let mut outputs: Vec<(String, Vec<u8>)> = vec![("stdout and stderr".into(), printed.into_bytes())];
+    let policy_path = s_policy(&keys);
+    let decrypted = export(&policy_path, &[]);
+    assert!(requests(&decrypted).len() >= SECRETS.len() * 3);
+    outputs.push(("audit export".into(), serde_json::to_vec(&decrypted).unwrap()));
+    let mut files = Vec::new();
+    all_files(keys.path(), &mut files);
+    for f in files {
+        outputs.push((f.display().to_string(), std::fs::read(&f).unwrap()));
+    }
+    for (name, bytes) in &outputs {
+        for (secret, core) in SECRETS {
+            assert!(!contains(bytes, core), "{core} (of {secret}) in {name}");
+        }
+    }
+    let export_text = String::from_utf8_lossy(&outputs[1].1).into_owned();
+    assert!(
+        export_text.contains("**** **** **** 1111"),
+        "masked card not in the export"
+    );
+}
+
+/// A policy for the CLI naming the same trail as the served one (its
+/// `[audit]` uses absolute paths under `keys`).
+fn s_policy(keys: &tempfile::TempDir) -> PathBuf {
+    let p = keys.path().join("cli.toml");
+    std::fs::write(&p, audit_section(Some(keys.path()), "")).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_under_load_every_answered_request_has_a_record() {
+    let keys = keys_dir();
+    let upstream = RecordingUpstream::start().await;
+    let policy = format!(
+        "{}\n{ROUTES}\n[logging]\nlevel = \"info\"\naccess_log = false\n{}",
+        base_policy(&upstream.url()),
+        audit_section(Some(keys.path()), "")
+    );
+    let s = crate::serve::Served::start(&policy).await;
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..16)
+        .map(|_| {
+            let c = s.client();
+            let (answered, stop) = (answered.clone(), stop.clone());
+            tokio::spawn(async move {
+                // Bounded: at most 2000 requests per task, and only until
+                // the gateway is killed.
+                for _ in 0..2000 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    match c.try_send(Method::GET, "/v1/accounts", &[], "").await {
+                        Ok(r) => {
+                            if let Some(id) = r.header("x-request-id") {
+                                answered.lock().unwrap().push(id.to_string());
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the load run, then kill -9 in the middle of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while answered.lock().unwrap().len() < 300 {
+        assert!(std::time::Instant::now() < deadline, "the load did not get going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.signal("KILL");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in load {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() >= 300);
+    let cli = s_policy(&keys);
+    let v = audit(&["verify", "--config", cli.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}{}", v.out, v.err);
+    let recorded: std::collections::HashSet<String> = requests(&export(&cli, &[]))
+        .iter()
+        .filter_map(|e| e["request_id"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<_> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered requests have no record",
+        missing.len(),
+        answered.len()
+    );
+    // A restart continues the same chain.
+    drop(s);
+    let s = crate::serve::Served::start(&policy).await;
+    assert_eq!(s.client().get("/v1/accounts").await.status, 200);
+    s.stop().await;
+    let v = audit(&["verify", "--config", cli.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}{}", v.out, v.err);
+}
+
+#[tokio::test]
+async fn a_postgres_trail_is_verified_by_the_cli_and_an_edited_row_is_named() {
+    let url = std::env::var("RAMPART_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let table = format!("rampart_audit_it_{}_{}", std::process::id(), rand_suffix());
+    let mut h = harness(&format!(
+        "sink = \"postgres\"\npostgres_url = \"{url}\"\ntable = \"{table}\""
+    ))
+    .await;
+    let c = h.client();
+    for _ in 0..8 {
+        assert_eq!(c.get("/v1/accounts").await.status, 200);
+    }
+    h.stop().await;
+    let p = h.policy_path.to_str().unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 0, "{}{}", v.out, v.err);
+    assert_eq!(requests(&export(&h.policy_path, &[])).len(), 8);
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET body = replace(body, '\"status\":200', '\"status\":403') WHERE seq = 4"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 1, "{}{}", v.out, v.err);
+    assert!(v.out.contains("first bad entry: 4"), "{}", v.out);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE {table}; DROP TABLE {table}_head"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+}
+
+fn rand_suffix() -> String {
+    let k = rampart::audit::crypto::random_key().unwrap();
+    rampart::audit::record::hex(&k[..4])
+}
+
+#[test]
+fn the_example_audit_section_passes_check() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = std::fs::read_to_string(repo.join("config/rampart.example.toml")).unwrap();
+    let section: Vec<&str> = example
+        .lines()
+        .skip_while(|l| *l != "# [audit]")
+        .take_while(|l| l.starts_with('#'))
+        .filter(|l| !l.starts_with("#  "))
+        .map(|l| l.trim_start_matches("# "))
+        .collect();
+    assert!(section.len() >= 10, "{section:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let r = audit(&["keygen", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("[audit]"), "{}", r.out);
+    assert_eq!(
+        audit(&["keygen", "--dir", dir.path().to_str().unwrap()]).code,
+        1,
+        "refuses to overwrite"
+    );
+    let file = dir.path().join("rampart.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[listeners]]\nname = \"p\"\nbind = \"127.0.0.1:0\"\n\n[dangerous]\nallow_plain_http = true\n\n{}\n",
+            section.join("\n")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No trail yet: unreadable, exit 2.
+    let v = audit(&["verify", "--config", file.to_str().unwrap()]);
+    assert_eq!(v.code, 2, "{}{}", v.out, v.err);
+}
+
+/// After a demo session (called by the demo test): the printed lines name
+/// the audit commands, `rampart audit verify` passes, a hand-edited segment
+/// fails at the right entry, and no test secret is in any file the demo
+/// wrote or in what it printed.
+pub fn check_demo_trail(demo_dir: &Path, printed: &str, customer_token: &str) {
+    assert!(printed.contains("audit show --config"), "{printed}");
+    assert!(printed.contains("audit verify --config"), "{printed}");
+    let policy = demo_dir.join("rampart.toml");
+    let p = policy.to_str().unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 0, "{}{}", v.out, v.err);
+    let entries = export(&policy, &[]);
+    assert!(requests(&entries).len() >= 15, "{}", entries.len());
+    // Grep every file the demo wrote, and what it printed.
+    let mut files = Vec::new();
+    all_files(demo_dir, &mut files);
+    let mut outputs: Vec<(String, Vec<u8>)> = vec![("demo output".into(), printed.as_bytes().to_vec())];
+    outputs.push(("audit export".into(), serde_json::to_vec(&entries).unwrap()));
+    for f in &files {
+        outputs.push((f.display().to_string(), std::fs::read(f).unwrap()));
+    }
+    for (name, bytes) in &outputs {
+        for secret in ["4111111111111111", "60161331926819", "alice.smith"] {
+            assert!(!contains(bytes, secret), "{secret} in {name}");
+        }
+        // The customer's token is in the demo's own token files, by design;
+        // nowhere else.
+        let own = name.contains("/tokens/") || name.ends_with("demo.json");
+        assert!(
+            own || !contains(bytes, customer_token),
+            "the customer's token in {name}"
+        );
+    }
+    // A hand-edited segment fails at the entry that was edited.
+    let seg = segments(&demo_dir.join("audit")).remove(0);
+    let original = std::fs::read(&seg).unwrap();
+    let mut edited = original.clone();
+    let r = frames(&original)[4].clone();
+    edited[r.end - 3] ^= 0x01;
+    std::fs::write(&seg, &edited).unwrap();
+    let v = audit(&["verify", "--config", p]);
+    assert_eq!(v.code, 1, "{}{}", v.out, v.err);
+    assert!(v.out.contains("first bad entry: 5"), "{}", v.out);
+    std::fs::write(&seg, &original).unwrap();
+}
+
+/// Issue 4: every admin action appears in the audit trail with who did it:
+/// a person signed in with password and code, a machine token with a role
+/// too small, a failed sign-in; never a password or a code.
+#[tokio::test]
+async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors() {
+    use rampart::mfa::totp;
+    let upstream = RecordingUpstream::start().await;
+    let policy = format!(
+        "{}\n{ROUTES}\n{}\n[mfa]\nkey_file = \"mfa.key\"\n\n[[admin.tokens]]\nname = \"dashboards\"\nfile = \"viewer.token\"\nrole = \"viewer\"\n",
+        base_policy(&upstream.url()),
+        audit_section(None, "")
+    );
+    let mut files = key_files();
+    files.push(("mfa.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()));
+    files.push(("viewer.token", "viewer-token-0123456789abcdef".into()));
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    let h = Harness::start_with_files(upstream, &policy, &files).await;
+    let mfa = rampart::cli::mfa::open(&h.policy_path).unwrap();
+    let pw = "Tr4vel-by-Night-Tr@in";
+    let e = rampart::admin::users::add(&mfa, "alice", rampart::admin::config::Role::Operator, pw)
+        .await
+        .unwrap();
+    let seed = totp::base32_decode(e.secret_base32.expose()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = totp::totp(totp::Algorithm::Sha1, &seed, now, 6);
+    let login =
+        |pw: &str, code: &str| serde_json::json!({"user": "alice", "password": pw, "code": code}).to_string();
+    let r = admin_send(
+        Method::POST,
+        &h.admin_url("/admin/login"),
+        None,
+        &login("not her password", &code),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = admin_send(
+        Method::POST,
+        &h.admin_url("/admin/login"),
+        None,
+        &login(pw, &code),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let session = r.json()["token"].as_str().unwrap().to_owned();
+    let ban = r#"{"cidr": "203.0.113.77/32", "ttl": "5m", "reason": "test"}"#;
+    assert_eq!(
+        admin_send(Method::POST, &h.admin_url("/admin/bans"), Some(&session), ban)
+            .await
+            .status,
+        201
+    );
+    let r = admin_send(
+        Method::POST,
+        &h.admin_url("/admin/reload"),
+        Some("viewer-token-0123456789abcdef"),
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let entries = export(&h.policy_path, &[]);
+    let admin: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| &e["entry"]["event"])
+        .filter(|e| e["kind"] == "admin")
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("anonymous", "POST /admin/login", "refused (401)"),
+        ("anonymous", "POST /admin/login", "ok (200)"),
+        ("user:alice", "POST /admin/bans", "ok (201)"),
+        ("machine:dashboards", "POST /admin/reload", "refused (403)"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(admin, want);
+    // Who signed in is the login's target; the password and code are not in
+    // any file of the trail.
+    let logins: Vec<_> = entries
+        .iter()
+        .map(|e| &e["entry"]["event"])
+        .filter(|e| e["action"] == "POST /admin/login")
+        .collect();
+    assert!(logins.iter().all(|e| e["target"] == "user=alice"), "{logins:?}");
+    let mut written = Vec::new();
+    all_files(&h.dir.path().join("audit"), &mut written);
+    let everything: Vec<u8> = written.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
+    let exported = format!("{entries:?}");
+    for secret in [pw, code.as_str(), session.as_str()] {
+        assert!(
+            !contains(&everything, secret) && !exported.contains(secret),
+            "{secret} in the trail"
+        );
+    }
+}

@@ -117,6 +117,9 @@ pub struct Exchange {
     /// The detailed internal cause of a refusal, for logs and audit only,
     /// never for the client.
     pub cause: Option<String>,
+    /// Findings let through (`flag`) and verified signatures, for the
+    /// threat engine and the audit record; never values.
+    pub signals: Vec<crate::validate::Signal>,
 }
 
 impl Exchange {
@@ -155,6 +158,7 @@ impl Exchange {
             rate_limit: None,
             outcome: "forwarded",
             cause: None,
+            signals: Vec::new(),
         }
     }
 

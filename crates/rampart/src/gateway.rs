@@ -31,6 +31,8 @@ pub struct ProcessState {
     pub revocations: Arc<crate::authn::revocation::RevocationList>,
     /// Brute-force counters and banned key ids held in memory.
     pub brute_force: Arc<crate::authn::brute_force::BruteForceState>,
+    /// RFC 9421 nonces seen (so a reload does not open a replay window).
+    pub signature_nonces: std::sync::OnceLock<Arc<crate::authn::dpop::MemoryReplayCache>>,
 }
 
 impl ProcessState {
@@ -41,6 +43,7 @@ impl ProcessState {
             authn: Default::default(),
             revocations: Arc::default(),
             brute_force: Arc::default(),
+            signature_nonces: std::sync::OnceLock::new(),
         })
     }
 }
@@ -87,6 +90,8 @@ pub struct Gateway {
     pub traffic: crate::rate_limit::TrafficPolicy,
     /// Warnings found while building (insecure but valid choices).
     pub warnings: Vec<ConfigProblem>,
+    /// `[[apis]]` and `[signatures]` (routes hold their own validation).
+    pub validation: Arc<crate::validate::Validation>,
 }
 
 // === impl Gateway ===
@@ -175,8 +180,48 @@ impl Gateway {
                 &authz_empty
             }
         };
-        let router = Router::from_config(&cfg.routes, index, &traffic, authn_for_routes, authz_for_routes)
+        let nonces = state.signature_nonces.get_or_init(|| {
+            let capacity = cfg.signatures.as_ref().map_or(100_000, |s| s.nonce_capacity.max(1));
+            Arc::new(crate::authn::dpop::MemoryReplayCache::new(capacity, clock.clone()))
+        });
+        let validation = match crate::validate::Validation::from_config(
+            cfg,
+            loaded,
+            clock.clone(),
+            traffic.redis.as_ref(),
+            traffic.redis_configured,
+            nonces,
+        ) {
+            Ok((v, warnings)) => {
+                problems.extend(warnings);
+                v
+            }
+            Err(p) => {
+                problems.extend(p);
+                crate::validate::Validation::default()
+            }
+        };
+        // Routes generated from `[[apis]] routes = "generate"` join the policy's.
+        let route_configs = validation.routes(&cfg.routes);
+        let router = Router::from_config(&route_configs, index, &traffic, authn_for_routes, authz_for_routes)
             .map_err(|p| problems.extend(p));
+        let router = router.and_then(|mut router| {
+            let mut failed = false;
+            for (i, (policy, rc)) in router.routes_mut().iter_mut().zip(&route_configs).enumerate() {
+                match validation.route(i, rc) {
+                    Ok(v) => policy.validate = v.map(Arc::new),
+                    Err(p) => {
+                        failed = true;
+                        problems.extend(p);
+                    }
+                }
+            }
+            if failed {
+                Err(())
+            } else {
+                Ok(router)
+            }
+        });
         if cfg.routes.is_empty() {
             problems.push(ConfigProblem::warning(
                 "routes",
@@ -284,6 +329,7 @@ impl Gateway {
                     identity,
                     traffic,
                     warnings: loaded.problems(problems).problems,
+                    validation: Arc::new(validation),
                 })
             }
             _ => Err(loaded.problems(problems)),

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 pub mod api_keys;
 pub mod dev;
+pub mod sign;
 
 use crate::config::{ConfigErrors, Severity};
 
@@ -126,6 +127,12 @@ pub enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Sign a request with RFC 9421 HTTP message signatures (and an RFC
+    /// 9530 Content-Digest): prints the header lines to send.
+    Sign(sign::SignArgs),
+    /// Verify a request's RFC 9421 signature against a JWKS. Exit 0 valid,
+    /// 1 refused, 2 usage.
+    Verify(sign::VerifyArgs),
     /// Test tokens and DPoP proofs.
     Token {
         /// What to do.
@@ -242,6 +249,8 @@ pub fn main() -> ExitCode {
         }
         Command::Keys { command } => dev::keys(command),
         Command::Token { command } => dev::token(command),
+        Command::Sign(args) => sign::sign(args),
+        Command::Verify(args) => sign::verify(args),
         Command::Identity {
             command: IdentityCommand::Jwks { config },
         } => identity_jwks(&config),

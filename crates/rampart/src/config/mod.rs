@@ -75,6 +75,10 @@ pub struct GatewayConfig {
     /// `[[entitlements]]`: what principals are entitled to, for
     /// authorization rules.
     pub entitlements: Vec<crate::authz::EntitlementConfig>,
+    /// `[[apis]]`: OpenAPI documents, the inventory of the bank's APIs.
+    pub apis: Vec<crate::validate::config::ApiConfig>,
+    /// `[signatures]`: RFC 9421 message signatures.
+    pub signatures: Option<crate::validate::config::SignaturesConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

@@ -190,6 +190,8 @@ const SECTIONS: &[&str] = &[
     "mtls",
     "identity",
     "entitlements",
+    "apis",
+    "signatures",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -241,6 +243,8 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         mtls: cx.table("mtls"),
         identity: cx.table("identity"),
         entitlements: cx.array("entitlements"),
+        apis: cx.array("apis"),
+        signatures: cx.table("signatures"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -95,10 +95,13 @@ pub fn detect(s: &str) -> Option<InjectionClass> {
     }
     // Cheap pre-filters: SQL injection needs a quote, a comment, an operator
     // or a keyword; XSS needs markup or a script scheme.
-    if lower.contains(['<', '>']) || lower.contains("javascript:") || lower.contains("on") && lower.contains('=') {
-        if libinjection(|| libinjectionrs::detect_xss(s.as_bytes()).is_injection()) {
-            return Some(InjectionClass::Xss);
-        }
+    if xss_shapes(&lower) {
+        return Some(InjectionClass::Xss);
+    }
+    if (lower.contains(['<', '>']) || lower.contains("on") && lower.contains('='))
+        && libinjection(|| libinjectionrs::detect_xss(s.as_bytes()).is_injection())
+    {
+        return Some(InjectionClass::Xss);
     }
     if is_sqli(s, &lower) {
         return Some(InjectionClass::Sqli);
@@ -118,7 +121,8 @@ fn is_sqli(s: &str, lower: &str) -> bool {
         || has_word(lower, "select")
         || has_word(lower, "union")
         || has_word(lower, "or")
-        || has_word(lower, "and");
+        || has_word(lower, "and")
+        || has_word(lower, "by");
     if !suspicious {
         return false;
     }
@@ -154,9 +158,71 @@ fn sql_shapes(lower: &str) -> bool {
             return true;
         }
     }
+    // Comparisons after a boolean operator (`or 1=0`, `and 'a'='b`,
+    // `or name()='x'`): probes for blind injection, true or false.
+    let t: Vec<&str> = lower.split_whitespace().collect();
+    for (i, w) in t.iter().enumerate() {
+        if !matches!(*w, "or" | "and" | "having" | "where" | "rlike" | "xor" | "||" | "&&") {
+            continue;
+        }
+        let rest = t[i + 1..].join(" ");
+        let operand: String = rest
+            .trim_start_matches(['(', ' '])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '"' | '(' | ')' | '@' | '.'))
+            .collect();
+        let after = rest.trim_start_matches(['(', ' '])[operand.len()..].trim_start();
+        if !operand.is_empty() && (after.starts_with('=') || after.starts_with("<>") || after.starts_with("like ")) {
+            return true;
+        }
+        // `or true--`, `and 1#`: a boolean literal closed by a comment.
+        if ["true", "false", "null"].contains(&operand.as_str()) || operand.chars().all(|c| c.is_ascii_digit()) && !operand.is_empty() {
+            let tail = after.trim_start();
+            if tail.starts_with("--") || tail.starts_with('#') || tail.starts_with("/*") {
+                return true;
+            }
+        }
+        if operand == "true--" || operand.starts_with("true") && rest.contains("--") {
+            return true;
+        }
+    }
+    // `order by 3--`, `group by 1#`: column enumeration.
+    for (i, w) in t.iter().enumerate() {
+        if matches!(*w, "order" | "group") && t.get(i + 1) == Some(&"by") {
+            if let Some(n) = t.get(i + 2) {
+                let digits: String = n.chars().take_while(char::is_ascii_digit).collect();
+                let tail = &n[digits.len()..];
+                if !digits.is_empty() && (tail.is_empty() || tail.starts_with(['-', '#', '/', ';', ','])) {
+                    return true;
+                }
+            }
+        }
+    }
+    // A word closed by a quote, then a comment: `admin' --`, `admin" #`.
+    let b = lower.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        if (*c == b'\'' || *c == b'"') && i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            let tail = lower[i + 1..].trim_start();
+            if tail.starts_with('#') || tail.starts_with("-- ") || tail == "--" || tail.starts_with("/*") {
+                return true;
+            }
+        }
+    }
+    // Sub-selects probing the database.
+    if let Some(i) = lower.find("(select ") {
+        let sub = &lower[i..];
+        if ["@@", "substring(", "case when", " from ", "char(", "version", "count(", "database("]
+            .iter()
+            .any(|k| sub.contains(k))
+        {
+            return true;
+        }
+    }
+    if lower.contains("or ''") || lower.contains("or \"\"") {
+        return true;
+    }
     // Tautologies: `or|and|having|where X = X` with X a number, a quoted
     // string or a word repeated.
-    let t: Vec<&str> = lower.split_whitespace().collect();
     for (i, w) in t.iter().enumerate() {
         if !matches!(*w, "or" | "and" | "having" | "where" | "||" | "&&") {
             continue;
@@ -175,6 +241,22 @@ fn sql_shapes(lower: &str) -> bool {
         }
     }
     false
+}
+
+/// Markup (`<` directly followed by a tag name, `/`, `!` or `?`), script
+/// schemes and the calls script payloads are made of.
+fn xss_shapes(lower: &str) -> bool {
+    let markup = lower
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?')));
+    markup
+        || ["javascript:", "vbscript:", "data:text/html", "livescript:"]
+            .iter()
+            .any(|p| lower.replace(['\t', '\n', '\r', ' '], "").contains(p))
+        || ["alert(", "prompt(", "confirm(", "eval(", "document.cookie", "document.domain", "window.location", "fromcharcode(", "alert`"]
+            .iter()
+            .any(|p| lower.contains(p))
 }
 
 fn has_word(lower: &str, word: &str) -> bool {
@@ -204,6 +286,21 @@ fn is_traversal(lower: &str) -> bool {
     if v.contains("../") || v.ends_with("/..") || v == ".." || v.contains("/..;") || v.contains("..;/") {
         return true;
     }
+    // `/..` followed by anything but a name character (`/..%`, `/...`).
+    let vb = v.as_bytes();
+    if vb
+        .windows(4)
+        .any(|w| w[0] == b'/' && w[1] == b'.' && w[2] == b'.' && !(w[3].is_ascii_alphanumeric() || w[3] == b'_'))
+    {
+        return true;
+    }
+    if [".htaccess", ".htpasswd", "web.config", "global.asa", "/inetpub/", "wwwroot/", ".git/", "/.env", "id_rsa"]
+        .iter()
+        .any(|f| v.contains(f))
+        || v == ".env"
+    {
+        return true;
+    }
     v.starts_with("/etc/")
         || v.contains("/etc/passwd")
         || v.contains("/etc/shadow")
@@ -216,9 +313,12 @@ fn is_traversal(lower: &str) -> bool {
 }
 
 fn is_nosql(lower: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(lower).decode_utf8_lossy();
+    let lower: &str = &decoded;
     const OPS: &[&str] = &[
         "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "exists", "expr", "or", "and",
-        "not", "nor", "elemmatch", "function", "accumulator", "lookup", "size", "type", "all",
+        "not", "nor", "elemmatch", "function", "accumulator", "lookup", "size", "type", "all", "comment", "text",
+        "mod", "jsonschema",
     ];
     let mut rest = lower;
     while let Some(i) = rest.find('$') {
@@ -232,9 +332,33 @@ fn is_nosql(lower: &str) -> bool {
         }
         rest = after;
     }
+    let compact: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
     lower.contains("db.") && (lower.contains(".find(") || lower.contains(".insert(") || lower.contains(".drop("))
-        || lower.contains("';return") || lower.contains("\";return") || lower.contains("this.")
-            && lower.contains("==")
+        || compact.contains(";return")
+        || lower.contains("this.") && lower.contains("==")
+        || compact.contains("newdate()") && compact.contains("while(")
+        || js_tautology(&compact)
+}
+
+/// `|| 1==1`, `&& 'a'=='a'`: a server-side JavaScript tautology.
+fn js_tautology(compact: &str) -> bool {
+    for op in ["||", "&&"] {
+        for (i, _) in compact.match_indices(op) {
+            let rest = &compact[i + 2..];
+            if let Some((l, r)) = rest.split_once("==") {
+                let l = l.trim_matches(['\'', '"', '(']);
+                let r: String = r
+                    .trim_start_matches(['=', '\'', '"', '('])
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                if !l.is_empty() && l == r {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 fn is_ldap(s: &str) -> bool {
@@ -247,12 +371,16 @@ fn is_ldap(s: &str) -> bool {
         || compact.contains("*)(")
         || compact.contains("(|(")
         || compact.contains("(&(")
+        || compact.contains("*()")
         || compact.contains("\\2a")
         || compact.contains("\\28")
         || compact.contains("\\29")
 }
 
 fn is_command(lower: &str) -> bool {
+    // Newlines as a URL or a JSON-unaware client would write them.
+    let decoded = percent_encoding::percent_decode_str(lower).decode_utf8_lossy().replace("\\n", "\n");
+    let lower = decoded.as_str();
     if lower.contains("$(") || lower.contains("${ifs") || lower.contains("${") && lower.contains('}') {
         return true;
     }
@@ -264,6 +392,7 @@ fn is_command(lower: &str) -> bool {
         "ping", "sleep", "rm", "echo", "powershell", "cmd", "nslookup", "dig", "chmod", "chown", "python",
         "python3", "perl", "ruby", "php", "telnet", "ifconfig", "ipconfig", "net", "type", "dir", "kill",
         "sudo", "su", "passwd", "env", "printenv", "sysinfo", "systeminfo", "tasklist", "xterm", "eval",
+        "netstat", "system", "exec", "passthru", "shell_exec", "popen", "proc_open",
     ];
     // A separator (`;`, `|`, `&`, newline) followed by a command name.
     for (i, c) in lower.char_indices() {
@@ -280,7 +409,7 @@ fn is_command(lower: &str) -> bool {
             // `Smith & Sons`, `R&D`, `Q&A`: a command name must end the
             // word and be followed by an argument-ish character or the end.
             let next = after[word.len()..].chars().next();
-            if next.is_none_or(|n| matches!(n, ' ' | '\t' | ';' | '|' | '&' | '$' | '<' | '>' | '`' | '\n')) {
+            if next.is_none_or(|n| matches!(n, ' ' | '\t' | ';' | '|' | '&' | '$' | '<' | '>' | '`' | '\n' | '(')) {
                 return true;
             }
         }

@@ -183,10 +183,10 @@ async fn run(
         Some(v) => match &v.response {
             Some(g) => {
                 let method = ex.method.clone();
-                match crate::validate::response::guard(g, v.operation(&method), resp, ex)
-                    .await
-                    .map_err(bad_gateway)?
-                {
+                let before = ex.signals.len();
+                let guarded = crate::validate::response::guard(g, v.operation(&method), resp, ex).await;
+                count_findings(gw, ex, before);
+                match guarded.map_err(bad_gateway)? {
                     crate::validate::response::Guarded::Pass(r) => r,
                     crate::validate::response::Guarded::Scrub(status) => gw.respond.scrubbed(status, ex),
                 }
@@ -246,10 +246,35 @@ async fn validate(
         headers,
         params: &params,
     };
-    v.check(&gw.validation, ex, &view, bytes, json)
-        .await
-        .map(|_| ())
-        .map_err(Reject::Invalid)
+    let before = ex.signals.len();
+    let checked = v.check(&gw.validation, ex, &view, bytes, json).await;
+    count_findings(gw, ex, before);
+    if let Err(crate::validate::ValidateError::Injection { class, .. }) = &checked {
+        gw.metrics
+            .validation_findings
+            .get_or_create(&crate::metrics::ValidationFindingLabels {
+                kind: format!("injection:{}", class.as_str()),
+                action: "block",
+            })
+            .inc();
+    }
+    checked.map(|_| ()).map_err(Reject::Invalid)
+}
+
+/// Counts the findings flagged (let through) since signal `from`.
+fn count_findings(gw: &Gateway, ex: &Exchange, from: usize) {
+    for s in ex.signals.iter().skip(from) {
+        if s.kind.starts_with("signature:") {
+            continue;
+        }
+        gw.metrics
+            .validation_findings
+            .get_or_create(&crate::metrics::ValidationFindingLabels {
+                kind: s.kind.clone(),
+                action: "flag",
+            })
+            .inc();
+    }
 }
 
 /// The request body: still streaming, or read once (and then forwarded

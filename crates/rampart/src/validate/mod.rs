@@ -647,8 +647,9 @@ impl RouteValidation {
             }
             if let Some(q) = req.query {
                 for (k, val) in url::form_urlencoded::parse(q.as_bytes()) {
-                    strings.push((format!("/query/{}", openapi::escape(&k)), k.into_owned()));
-                    strings.push((format!("/query/{}", openapi::escape(&val)), val.into_owned()));
+                    let pointer = format!("/query/{}", openapi::escape(&k));
+                    strings.push((pointer.clone(), k.into_owned()));
+                    strings.push((pointer, val.into_owned()));
                 }
             }
         }

@@ -135,7 +135,13 @@ pub async fn guard(
                         if super::is_json(&m) {
                             match crate::body::json::parse(&bytes, &response_limits()) {
                                 Err(e) => fault = Some(("response:json".into(), e.pointer)),
-                                Ok(d) => {
+                                Ok(mut d) => {
+                                    // Undeclared members are removed, not faults.
+                                    if guard.strip {
+                                        if let Some(p) = &x.pointer {
+                                            strip(&op.spec, p, &mut d, 0);
+                                        }
+                                    }
                                     if let Some(s) = &x.schema {
                                         if let Err(v) = s.check(&d) {
                                             fault = Some(("response:schema".into(), v.pointer));
@@ -179,14 +185,18 @@ pub async fn guard(
             return Err("a compressed response cannot be filtered".into());
         }
         let mut d = match doc {
-            Some(d) => d,
-            None => crate::body::json::parse(&bytes, &response_limits()).map_err(|e| format!("response is not valid JSON ({e})"))?,
-        };
-        if guard.strip {
-            if let (Some(op), Some(p)) = (op, &schema_pointer) {
-                strip(&op.spec, p, &mut d, 0);
+            Some(d) => d, // already stripped
+            None => {
+                let mut d = crate::body::json::parse(&bytes, &response_limits())
+                    .map_err(|e| format!("response is not valid JSON ({e})"))?;
+                if guard.strip {
+                    if let (Some(op), Some(p)) = (op, &schema_pointer) {
+                        strip(&op.spec, p, &mut d, 0);
+                    }
+                }
+                d
             }
-        }
+        };
         if !reveal {
             if let Some(view) = &guard.mask {
                 view.apply(&mut d);

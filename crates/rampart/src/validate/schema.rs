@@ -27,7 +27,25 @@ pub struct Schema {
 impl Schema {
     /// Compiles the schema at `pointer` in `spec`.
     pub fn compile(spec: &Spec, pointer: &str) -> Result<Self, String> {
-        let mut root = json!({ "$ref": format!("#{pointer}") });
+        // A JSON pointer in a URI fragment: `{account_id}` and friends
+        // percent-encoded (the resolver decodes them).
+        const FRAGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b'<')
+            .add(b'>')
+            .add(b'`')
+            .add(b'{')
+            .add(b'}')
+            .add(b'%')
+            .add(b'|')
+            .add(b'\\')
+            .add(b'^')
+            .add(b'[')
+            .add(b']')
+            .add(b'#');
+        let fragment = percent_encoding::utf8_percent_encode(pointer, FRAGMENT);
+        let mut root = json!({ "$ref": format!("#{fragment}") });
         if let Some(m) = root.as_object_mut() {
             for k in ["components", "paths", "$defs", "definitions"] {
                 if let Some(v) = spec.doc.get(k) {

@@ -1,0 +1,319 @@
+//! Validation through the real gateway: the demo bank's OpenAPI document
+//! as the inventory, the payload corpus (`testdata/vectors/validation/`)
+//! against the payment route, parameters, structure limits, header values,
+//! and response guarding. Every refusal is checked at the client (status,
+//! problem type, pointer, never the value) and at the recording upstream
+//! (nothing arrived); valid requests pass with exactly their bytes.
+
+use std::path::{Path, PathBuf};
+
+use http::Method;
+use rampart_testkit::{Harness, RecordingUpstream, TestResponse};
+use serde_json::{json, Value};
+
+pub fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+}
+
+pub fn spec_text() -> String {
+    std::fs::read_to_string(repo("config/demo/bank-openapi.yaml")).unwrap()
+}
+
+/// The stable code at the end of a problem's `type`.
+pub fn code(r: &TestResponse) -> String {
+    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.text());
+    r.json()["type"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+}
+
+const API_ROUTES: &str = r#"
+[[apis]]
+name = "bank"
+spec = "bank.yaml"
+upstream = "backend"
+
+[[routes]]
+id = "payment-create"
+path = "/v1/payments"
+methods = ["POST"]
+upstream = "backend"
+authn = "none"
+[routes.validate]
+json = { max_depth = 8, max_string = 256 }
+
+[[routes]]
+id = "transactions"
+path = "/v1/accounts/{id}/transactions"
+methods = ["GET"]
+upstream = "backend"
+authn = "none"
+
+[[routes]]
+id = "account"
+path = "/v1/accounts/{account_id}"
+methods = ["GET"]
+upstream = "backend"
+authn = "none"
+[routes.validate.response]
+check = "block"
+strip_undeclared = true
+mask = { "/iban" = "iban" }
+
+[[routes]]
+id = "payment-get"
+path = "/v1/payments/{payment_id}"
+methods = ["GET"]
+upstream = "backend"
+authn = "none"
+[routes.validate.response]
+check = "flag"
+mask_detected = true
+"#;
+
+pub async fn bank_with(upstream: RecordingUpstream, routes: &str) -> Harness {
+    let policy = format!("{}\n{routes}", rampart_testkit::base_policy(&upstream.url()));
+    Harness::start_with_files(upstream, &policy, &[("bank.yaml", &spec_text())]).await
+}
+
+async fn post(h: &Harness, ct: &str, body: &str) -> TestResponse {
+    h.client()
+        .send(Method::POST, "/v1/payments", &[("content-type", ct)], body.to_owned())
+        .await
+}
+
+#[tokio::test]
+async fn valid_payments_pass_with_their_exact_bytes() {
+    let h = bank_with(RecordingUpstream::start().await, API_ROUTES).await;
+    let valid = std::fs::read_to_string(repo("testdata/vectors/validation/payments-valid.jsonl")).unwrap();
+    for (i, line) in valid.lines().enumerate() {
+        let r = post(&h, "application/json", line).await;
+        assert_eq!(r.status, 200, "{line}: {}", r.text());
+        assert_eq!(h.upstream.requests()[i].body, line.as_bytes(), "forwarded bytes differ");
+    }
+    // `+json` and parameters on the media type are JSON too.
+    let r = post(&h, "application/json; charset=utf-8", valid.lines().next().unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn each_malformed_class_is_refused_with_its_status_type_and_pointer() {
+    let h = bank_with(RecordingUpstream::start().await, API_ROUTES).await;
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("testdata/vectors/validation/payments-malformed.json")).unwrap())
+            .unwrap();
+    for case in cases.as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let mut body = case["body"].as_str().unwrap().to_owned();
+        if let Some(n) = case["long"].as_u64() {
+            body = body.replace("LONG", &"x".repeat(n as usize));
+        }
+        let r = post(&h, case["content_type"].as_str().unwrap(), &body).await;
+        assert_eq!(r.status, case["status"].as_u64().unwrap() as u16, "{name}: {}", r.text());
+        assert_eq!(code(&r), case["type"].as_str().unwrap(), "{name}");
+        if let Some(p) = case["pointer"].as_str() {
+            assert_eq!(r.json()["pointer"], p, "{name}: {}", r.text());
+        }
+        // Where, never what: no refusal echoes the input.
+        for v in ["acc-1003", "DE89370400440532013001", "ABC\"", "1e3", "debtor="] {
+            assert!(!r.text().contains(v), "{name}: echoed {v}: {}", r.text());
+        }
+        assert_eq!(h.upstream.count(), 0, "{name} reached the upstream");
+    }
+    // Sanity: the route still works.
+    let ok = post(&h, "application/json", r#"{"debtor_account":"acc-1001","instructed_amount":{"amount":"1.00","currency":"EUR"},"creditor":{"name":"A","iban":"DE89370400440532013000"}}"#).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_a_missing_body_422() {
+    let routes = API_ROUTES.replace(
+        "id = \"payment-create\"\npath = \"/v1/payments\"\nmethods = [\"POST\"]\nupstream = \"backend\"\nauthn = \"none\"",
+        "id = \"payment-create\"\npath = \"/v1/payments\"\nmethods = [\"POST\"]\nupstream = \"backend\"\nauthn = \"none\"\nmax_body = 512",
+    );
+    assert!(routes.contains("max_body = 512"));
+    let h = bank_with(RecordingUpstream::start().await, &routes).await;
+    let big = format!(r#"{{"debtor_account":"acc-1001","remittance_information":"{}"}}"#, "x".repeat(600));
+    let r = post(&h, "application/json", &big).await;
+    assert_eq!((r.status.as_u16(), code(&r).as_str()), (413, "body-too-large"), "{}", r.text());
+    let r = post(&h, "application/json", "").await;
+    assert_eq!((r.status.as_u16(), code(&r).as_str()), (422, "schema-violation"), "{}", r.text());
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn parameters_are_validated_against_their_schemas() {
+    let h = bank_with(RecordingUpstream::start().await, API_ROUTES).await;
+    let c = h.client();
+    for (path, pointer) in [
+        ("/v1/accounts/acc-1001/transactions?page=0", "/query/page"),
+        ("/v1/accounts/acc-1001/transactions?page=abc", "/query/page"),
+        ("/v1/accounts/acc-1001/transactions?page_size=101", "/query/page_size"),
+        ("/v1/accounts/acc-1001/transactions?page=1&page=2", "/query/page"),
+        ("/v1/accounts/acc-1001/transactions?page=%2B1", "/query/page"),
+        ("/v1/accounts/1001/transactions", "/path/account_id"),
+        ("/v1/accounts/acc-10011/transactions", "/path/account_id"),
+    ] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(code(&r), "invalid-parameter", "{path}");
+        assert_eq!(r.json()["pointer"], pointer, "{path}");
+        assert_eq!(h.upstream.count(), 0, "{path} reached the upstream");
+    }
+    // Unknown parameters are ignored (the spec says so); valid ones pass.
+    for path in [
+        "/v1/accounts/acc-1001/transactions",
+        "/v1/accounts/acc-1001/transactions?page=2&page_size=5",
+        "/v1/accounts/acc-1001/transactions?utm=x",
+    ] {
+        assert_eq!(c.get(path).await.status, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn header_values_that_are_not_utf8_are_refused() {
+    let h = bank_with(RecordingUpstream::start().await, API_ROUTES).await;
+    let raw = b"GET /v1/accounts/acc-1001/transactions HTTP/1.1\r\nHost: localhost\r\nX-Note: caf\xe9\r\nConnection: close\r\n\r\n";
+    let answer = rampart_testkit::raw_tls(&h.pki.ca_cert_pem, h.addr(), raw, std::time::Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid-header"), "{answer}");
+    assert!(answer.contains("/header/x-note"), "{answer}");
+    assert_eq!(h.upstream.count(), 0);
+    let ok = h.client().send(Method::GET, "/v1/accounts/acc-1001/transactions", &[("x-note", "café")], "").await;
+    assert_eq!(ok.status, 200, "UTF-8 is fine: {}", ok.text());
+}
+
+#[tokio::test]
+async fn the_spec_is_the_inventory_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bank.yaml"), spec_text()).unwrap();
+    let pki = rampart_testkit::TestPki::generate(&["localhost"]).unwrap();
+    pki.write(dir.path()).unwrap();
+    std::fs::write(dir.path().join("admin.token"), rampart_testkit::ADMIN_TOKEN).unwrap();
+    let policy = format!(
+        "{}\n{}",
+        rampart_testkit::base_policy("http://127.0.0.1:9"),
+        r#"
+[[apis]]
+name = "bank"
+spec = "bank.yaml"
+upstream = "backend"
+
+[[routes]]
+id = "accounts"
+path = "/v1/accounts"
+methods = ["GET", "DELETE"]
+upstream = "backend"
+authn = "none"
+
+[[routes]]
+id = "admin"
+path = "/internal/admin"
+methods = ["GET"]
+upstream = "backend"
+authn = "none"
+"#
+    );
+    let file = dir.path().join("rampart.toml");
+    std::fs::write(&file, policy).unwrap();
+    let errors = rampart::runtime::check(&file).unwrap_err().to_string();
+    assert!(
+        errors.contains("routes[0].methods[1]: `DELETE /v1/accounts` is not declared by api `bank`"),
+        "{errors}"
+    );
+    assert!(errors.contains("routes[1].methods[0]: `GET /internal/admin` is not declared"), "{errors}");
+}
+
+#[tokio::test]
+async fn generated_routes_cover_every_operation_and_nothing_else() {
+    let upstream = RecordingUpstream::start().await;
+    let h = bank_with(
+        upstream,
+        r#"
+[[apis]]
+name = "bank"
+spec = "bank.yaml"
+upstream = "backend"
+routes = "generate"
+generate = { authn = "none" }
+"#,
+    )
+    .await;
+    let c = h.client();
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    assert_eq!(c.get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584").await.status, 200);
+    // Validated as the spec says.
+    let r = c.get("/v1/payments/not-a-uuid").await;
+    assert_eq!((r.status.as_u16(), code(&r).as_str()), (400, "invalid-parameter"));
+    // Undeclared: never reaches the bank.
+    assert_eq!(c.get("/v1/admin").await.status, 404);
+    assert_eq!(c.send(Method::DELETE, "/v1/accounts", &[], "").await.status, 405);
+    assert_eq!(h.upstream.count(), 2);
+}
+
+#[tokio::test]
+async fn responses_are_stripped_masked_and_checked() {
+    let upstream = RecordingUpstream::start().await;
+    let account = json!({
+        "account_id": "acc-1001", "iban": "DE89370400440532013000", "currency": "EUR",
+        "name": "Current account", "product": "Girokonto", "customer_id": "cust-001",
+        "owner_name": "Erika Mustermann", "status": "enabled",
+        "internal_risk_score": 17, "core_banking_ref": "CB-7731"
+    });
+    upstream.answer("/v1/accounts/acc-1001", 200, &account.to_string());
+    // Does not conform: a wrong status value.
+    upstream.answer("/v1/accounts/acc-1002", 200, &json!({"account_id": "acc-1002", "status": "frozen"}).to_string());
+    // An error body the spec does not declare for this status.
+    upstream.answer("/v1/accounts/acc-1003", 409, &json!({"sql": "SELECT * FROM accounts", "trace": "at db.query"}).to_string());
+    let payment = json!({
+        "payment_id": "f076761b-5787-41ee-9ba6-134432fc7584", "status": "ACSC",
+        "created_at": "2025-06-30T09:15:27Z", "debtor_account": "acc-1001",
+        "debtor_iban": "DE18200411330012345678",
+        "instructed_amount": {"amount": "125.00", "currency": "EUR"},
+        "creditor": {"name": "Max Beispiel", "iban": "DE89370400440532013000"},
+        "remittance_information": "card 4111 1111 1111 1111"
+    });
+    upstream.answer("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584", 200, &payment.to_string());
+    let h = bank_with(upstream, API_ROUTES).await;
+    let c = h.client();
+    let r = c.get("/v1/accounts/acc-1001").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["iban"], "DE89 **** **** **** 3000");
+    assert!(body.get("internal_risk_score").is_none() && body.get("core_banking_ref").is_none(), "{body}");
+    assert_eq!(body["owner_name"], "Erika Mustermann");
+    assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+    // `check = "block"`: a non-conforming answer is not passed on.
+    let r = c.get("/v1/accounts/acc-1002").await;
+    assert_eq!((r.status.as_u16(), code(&r).as_str()), (502, "upstream-unavailable"));
+    assert!(!r.text().contains("frozen"));
+    // An undeclared error body is replaced, its status kept.
+    let r = c.get("/v1/accounts/acc-1003").await;
+    assert_eq!((r.status.as_u16(), code(&r).as_str()), (409, "upstream-error"));
+    assert!(!r.text().contains("SELECT"), "{}", r.text());
+    // Card numbers and IBANs found anywhere are masked (`mask_detected`).
+    let r = c.get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["creditor"]["iban"], "DE89 **** **** **** 3000");
+    assert_eq!(body["debtor_iban"], "DE18 **** **** **** 5678");
+    assert_eq!(body["remittance_information"], "card 4111 1111 1111 1111", "only whole values are detected");
+    assert_eq!(body["payment_id"], "f076761b-5787-41ee-9ba6-134432fc7584");
+}
+
+#[tokio::test]
+async fn flagged_responses_pass_and_are_counted() {
+    let upstream = RecordingUpstream::start().await;
+    upstream.answer(
+        "/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584",
+        200,
+        &json!({"payment_id": "f076761b-5787-41ee-9ba6-134432fc7584", "status": "BOGUS"}).to_string(),
+    );
+    let h = bank_with(upstream, API_ROUTES).await;
+    let r = h.client().get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let m = rampart_testkit::admin_request(Method::GET, &h.admin_url("/metrics"), None).await;
+    assert!(
+        m.text().contains("rampart_validation_findings_total{kind=\"response:schema\",action=\"flag\"} 1"),
+        "{}",
+        m.text()
+    );
+}

@@ -255,40 +255,41 @@ impl RouteAuthz {
         params: &[String],
         authz: &Authz,
     ) -> Result<Self, Vec<ConfigProblem>> {
-        let cfg =
-            match (choice, open) {
-                (None, true) => {
-                    return Ok(Self {
-                        kind: RouteKind::Open,
-                    })
-                }
-                (Some(_), true) => {
-                    return Err(vec![ConfigProblem::error(
-                        at,
-                        "authorization needs an authenticated caller; this route has authn = \"none\"",
-                    )])
-                }
-                (None, false) => {
-                    return Err(vec![ConfigProblem::error(
-                        at,
-                        "required on a route that authenticates: say what it authorises \
+        let cfg = match (choice, open) {
+            (None, true) => {
+                return Ok(Self {
+                    kind: RouteKind::Open,
+                })
+            }
+            (Some(_), true) => {
+                return Err(vec![ConfigProblem::error(
+                    at,
+                    "authorization needs an authenticated caller; this route has authn = \"none\"",
+                )])
+            }
+            (None, false) => {
+                return Err(vec![ConfigProblem::error(
+                    at,
+                    "required on a route that authenticates: say what it authorises \
                      ([routes.authz] with scopes, roles or rules), or write \
                      authz = \"authenticated\" to let any authenticated caller in",
-                    )])
-                }
-                (Some(AuthzChoice::Named(n)), false) if n == "authenticated" => {
-                    return Ok(Self {
-                        kind: RouteKind::Authenticated,
-                    })
-                }
-                (Some(AuthzChoice::Named(n)), false) => return Err(vec![ConfigProblem::error(
+                )])
+            }
+            (Some(AuthzChoice::Named(n)), false) if n == "authenticated" => {
+                return Ok(Self {
+                    kind: RouteKind::Authenticated,
+                })
+            }
+            (Some(AuthzChoice::Named(n)), false) => {
+                return Err(vec![ConfigProblem::error(
                     at,
                     format!(
                         "`{n}` is not a choice: write authz = \"authenticated\" or a [routes.authz] table"
                     ),
-                )]),
-                (Some(AuthzChoice::Rules(cfg)), false) => cfg,
-            };
+                )])
+            }
+            (Some(AuthzChoice::Rules(cfg)), false) => cfg,
+        };
         let mut problems = Vec::new();
         let names = authz.entitlements.names();
         let mut compile = |key: String, src: &str| match Expression::compile(&authz.env, src, params, &names)

@@ -181,8 +181,14 @@ impl Gateway {
             }
         };
         let nonces = state.signature_nonces.get_or_init(|| {
-            let capacity = cfg.signatures.as_ref().map_or(100_000, |s| s.nonce_capacity.max(1));
-            Arc::new(crate::authn::dpop::MemoryReplayCache::new(capacity, clock.clone()))
+            let capacity = cfg
+                .signatures
+                .as_ref()
+                .map_or(100_000, |s| s.nonce_capacity.max(1));
+            Arc::new(crate::authn::dpop::MemoryReplayCache::new(
+                capacity,
+                clock.clone(),
+            ))
         });
         let validation = match crate::validate::Validation::from_config(
             cfg,
@@ -203,8 +209,14 @@ impl Gateway {
         };
         // Routes generated from `[[apis]] routes = "generate"` join the policy's.
         let route_configs = validation.routes(&cfg.routes);
-        let router = Router::from_config(&route_configs, index, &traffic, authn_for_routes, authz_for_routes)
-            .map_err(|p| problems.extend(p));
+        let router = Router::from_config(
+            &route_configs,
+            index,
+            &traffic,
+            authn_for_routes,
+            authz_for_routes,
+        )
+        .map_err(|p| problems.extend(p));
         let router = router.and_then(|mut router| {
             let mut failed = false;
             for (i, (policy, rc)) in router.routes_mut().iter_mut().zip(&route_configs).enumerate() {

@@ -187,7 +187,7 @@ async fn run(
                 let guarded = crate::validate::response::guard(g, v.operation(&method), resp, ex).await;
                 count_findings(gw, ex, before);
                 match guarded.map_err(bad_gateway)? {
-                    crate::validate::response::Guarded::Pass(r) => r,
+                    crate::validate::response::Guarded::Pass(r) => *r,
                     crate::validate::response::Guarded::Scrub(status) => gw.respond.scrubbed(status, ex),
                 }
             }
@@ -209,7 +209,9 @@ async fn run(
         .and_then(|v| v.signature.as_ref())
         .is_some_and(|s| s.sign_response);
     match (sign, &gw.validation.signatures) {
-        (true, Some(sigs)) => crate::validate::response::sign(sigs, resp).await.map_err(bad_gateway),
+        (true, Some(sigs)) => crate::validate::response::sign(sigs, resp)
+            .await
+            .map_err(bad_gateway),
         _ => Ok(resp),
     }
 }

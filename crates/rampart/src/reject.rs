@@ -269,7 +269,11 @@ impl Reject {
                             "invalid-parameter",
                             "A request parameter is missing or not valid",
                         ),
-                        V::Json(_) => (S::BAD_REQUEST, "invalid-json", "The request body is not valid JSON"),
+                        V::Json(_) => (
+                            S::BAD_REQUEST,
+                            "invalid-json",
+                            "The request body is not valid JSON",
+                        ),
                         V::SchemaViolation { .. } => (
                             S::UNPROCESSABLE_ENTITY,
                             "schema-violation",

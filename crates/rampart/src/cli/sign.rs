@@ -101,8 +101,11 @@ fn parse(r: &RequestArgs) -> Result<Parsed, String> {
     };
     let mut headers = HeaderMap::new();
     for h in &r.headers {
-        let (k, v) = h.split_once(':').ok_or_else(|| format!("--header `{h}`: write `name: value`"))?;
-        let name = HeaderName::from_bytes(k.trim().to_ascii_lowercase().as_bytes()).map_err(|e| format!("{k}: {e}"))?;
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("--header `{h}`: write `name: value`"))?;
+        let name = HeaderName::from_bytes(k.trim().to_ascii_lowercase().as_bytes())
+            .map_err(|e| format!("{k}: {e}"))?;
         let value = HeaderValue::from_str(v.trim()).map_err(|e| format!("{k}: {e}"))?;
         headers.append(name, value);
     }
@@ -168,7 +171,9 @@ pub fn sign(a: SignArgs) -> ExitCode {
     let components: Vec<String> = match &a.components {
         Some(c) => c.split_whitespace().map(str::to_owned).collect(),
         None => {
-            let mut c: Vec<String> = ["@method", "@target-uri", "@authority"].map(String::from).to_vec();
+            let mut c: Vec<String> = ["@method", "@target-uri", "@authority"]
+                .map(String::from)
+                .to_vec();
             for h in ["content-digest", "authorization"] {
                 if req.headers.contains_key(h) {
                     c.push(h.into());
@@ -180,7 +185,15 @@ pub fn sign(a: SignArgs) -> ExitCode {
     let keyid = a.keyid.clone().unwrap_or_else(|| key.kid().to_owned());
     let nonce = (!a.no_nonce).then(crate::authn::sign::random_id);
     let now = crate::authn::sign::unix_now();
-    match signature::sign_message(&key, &keyid, &components, now, nonce.as_deref(), &req.message(), &a.label) {
+    match signature::sign_message(
+        &key,
+        &keyid,
+        &components,
+        now,
+        nonce.as_deref(),
+        &req.message(),
+        &a.label,
+    ) {
         Ok((input, sig)) => {
             lines.push(format!("Signature-Input: {input}"));
             lines.push(format!("Signature: {sig}"));
@@ -239,7 +252,14 @@ pub fn verify(a: VerifyArgs) -> ExitCode {
             .components
             .as_deref()
             .map(|c| c.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_else(|| vec!["@method".into(), "@target-uri".into(), "@authority".into(), "content-digest".into()]),
+            .unwrap_or_else(|| {
+                vec![
+                    "@method".into(),
+                    "@target-uri".into(),
+                    "@authority".into(),
+                    "content-digest".into(),
+                ]
+            }),
         require_nonce: false,
         sign_response: false,
     };

@@ -153,9 +153,15 @@ fn yes() -> bool {
 
 /// The components a request signature covers by default.
 pub fn default_components() -> Vec<String> {
-    ["@method", "@target-uri", "@authority", "content-digest", "authorization"]
-        .map(String::from)
-        .to_vec()
+    [
+        "@method",
+        "@target-uri",
+        "@authority",
+        "content-digest",
+        "authorization",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// `[signatures]`.
@@ -166,10 +172,16 @@ pub struct SignaturesConfig {
     #[serde(default)]
     pub clients: Vec<SignatureClientConfig>,
     /// Oldest `created` accepted (default 5m).
-    #[serde(default = "default_max_age", deserialize_with = "crate::config::duration::deserialize")]
+    #[serde(
+        default = "default_max_age",
+        deserialize_with = "crate::config::duration::deserialize"
+    )]
     pub max_age: Duration,
     /// How far in the future `created` may be (clock skew, default 10s).
-    #[serde(default = "default_skew", deserialize_with = "crate::config::duration::deserialize")]
+    #[serde(
+        default = "default_skew",
+        deserialize_with = "crate::config::duration::deserialize"
+    )]
     pub clock_skew: Duration,
     /// Where seen nonces are kept: `memory` (default) or `redis`.
     #[serde(default)]

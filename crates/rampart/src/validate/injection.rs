@@ -144,16 +144,25 @@ fn sql_shapes(lower: &str) -> bool {
     if pair("union", "select") || pair("union", "all") || pair("waitfor", "delay") {
         return true;
     }
-    for f in ["sleep", "benchmark", "pg_sleep", "extractvalue", "updatexml", "load_file"] {
+    for f in [
+        "sleep",
+        "benchmark",
+        "pg_sleep",
+        "extractvalue",
+        "updatexml",
+        "load_file",
+    ] {
         if lower.contains(&format!("{f}(")) {
             return true;
         }
     }
-    for stmt in ["drop", "delete", "insert", "update", "exec", "execute", "shutdown", "truncate", "declare"] {
+    for stmt in [
+        "drop", "delete", "insert", "update", "exec", "execute", "shutdown", "truncate", "declare",
+    ] {
         if lower
             .split(';')
             .skip(1)
-            .any(|part| part.trim_start().split_whitespace().next() == Some(stmt))
+            .any(|part| part.split_whitespace().next() == Some(stmt))
         {
             return true;
         }
@@ -162,21 +171,30 @@ fn sql_shapes(lower: &str) -> bool {
     // `or name()='x'`): probes for blind injection, true or false.
     let t: Vec<&str> = lower.split_whitespace().collect();
     for (i, w) in t.iter().enumerate() {
-        if !matches!(*w, "or" | "and" | "having" | "where" | "rlike" | "xor" | "||" | "&&") {
+        if !matches!(
+            *w,
+            "or" | "and" | "having" | "where" | "rlike" | "xor" | "||" | "&&"
+        ) {
             continue;
         }
         let rest = t[i + 1..].join(" ");
         let operand: String = rest
             .trim_start_matches(['(', ' '])
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '"' | '(' | ')' | '@' | '.'))
+            .take_while(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '"' | '(' | ')' | '@' | '.')
+            })
             .collect();
         let after = rest.trim_start_matches(['(', ' '])[operand.len()..].trim_start();
-        if !operand.is_empty() && (after.starts_with('=') || after.starts_with("<>") || after.starts_with("like ")) {
+        if !operand.is_empty()
+            && (after.starts_with('=') || after.starts_with("<>") || after.starts_with("like "))
+        {
             return true;
         }
         // `or true--`, `and 1#`: a boolean literal closed by a comment.
-        if ["true", "false", "null"].contains(&operand.as_str()) || operand.chars().all(|c| c.is_ascii_digit()) && !operand.is_empty() {
+        if ["true", "false", "null"].contains(&operand.as_str())
+            || operand.chars().all(|c| c.is_ascii_digit()) && !operand.is_empty()
+        {
             let tail = after.trim_start();
             if tail.starts_with("--") || tail.starts_with('#') || tail.starts_with("/*") {
                 return true;
@@ -211,9 +229,18 @@ fn sql_shapes(lower: &str) -> bool {
     // Sub-selects probing the database.
     if let Some(i) = lower.find("(select ") {
         let sub = &lower[i..];
-        if ["@@", "substring(", "case when", " from ", "char(", "version", "count(", "database("]
-            .iter()
-            .any(|k| sub.contains(k))
+        if [
+            "@@",
+            "substring(",
+            "case when",
+            " from ",
+            "char(",
+            "version",
+            "count(",
+            "database(",
+        ]
+        .iter()
+        .any(|k| sub.contains(k))
         {
             return true;
         }
@@ -254,9 +281,19 @@ fn xss_shapes(lower: &str) -> bool {
         || ["javascript:", "vbscript:", "data:text/html", "livescript:"]
             .iter()
             .any(|p| lower.replace(['\t', '\n', '\r', ' '], "").contains(p))
-        || ["alert(", "prompt(", "confirm(", "eval(", "document.cookie", "document.domain", "window.location", "fromcharcode(", "alert`"]
-            .iter()
-            .any(|p| lower.contains(p))
+        || [
+            "alert(",
+            "prompt(",
+            "confirm(",
+            "eval(",
+            "document.cookie",
+            "document.domain",
+            "window.location",
+            "fromcharcode(",
+            "alert`",
+        ]
+        .iter()
+        .any(|p| lower.contains(p))
 }
 
 fn has_word(lower: &str, word: &str) -> bool {
@@ -270,7 +307,9 @@ fn is_traversal(lower: &str) -> bool {
     // overlong / Unicode forms some servers still accept.
     let mut v = lower.to_owned();
     for _ in 0..3 {
-        let d = percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned();
+        let d = percent_encoding::percent_decode_str(&v)
+            .decode_utf8_lossy()
+            .into_owned();
         if d == v {
             break;
         }
@@ -288,15 +327,24 @@ fn is_traversal(lower: &str) -> bool {
     }
     // `/..` followed by anything but a name character (`/..%`, `/...`).
     let vb = v.as_bytes();
-    if vb
-        .windows(4)
-        .any(|w| w[0] == b'/' && w[1] == b'.' && w[2] == b'.' && !(w[3].is_ascii_alphanumeric() || w[3] == b'_'))
-    {
+    if vb.windows(4).any(|w| {
+        w[0] == b'/' && w[1] == b'.' && w[2] == b'.' && !(w[3].is_ascii_alphanumeric() || w[3] == b'_')
+    }) {
         return true;
     }
-    if [".htaccess", ".htpasswd", "web.config", "global.asa", "/inetpub/", "wwwroot/", ".git/", "/.env", "id_rsa"]
-        .iter()
-        .any(|f| v.contains(f))
+    if [
+        ".htaccess",
+        ".htpasswd",
+        "web.config",
+        "global.asa",
+        "/inetpub/",
+        "wwwroot/",
+        ".git/",
+        "/.env",
+        "id_rsa",
+    ]
+    .iter()
+    .any(|f| v.contains(f))
         || v == ".env"
     {
         return true;
@@ -316,9 +364,33 @@ fn is_nosql(lower: &str) -> bool {
     let decoded = percent_encoding::percent_decode_str(lower).decode_utf8_lossy();
     let lower: &str = &decoded;
     const OPS: &[&str] = &[
-        "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "exists", "expr", "or", "and",
-        "not", "nor", "elemmatch", "function", "accumulator", "lookup", "size", "type", "all", "comment", "text",
-        "mod", "jsonschema",
+        "ne",
+        "eq",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "nin",
+        "regex",
+        "where",
+        "exists",
+        "expr",
+        "or",
+        "and",
+        "not",
+        "nor",
+        "elemmatch",
+        "function",
+        "accumulator",
+        "lookup",
+        "size",
+        "type",
+        "all",
+        "comment",
+        "text",
+        "mod",
+        "jsonschema",
     ];
     let mut rest = lower;
     while let Some(i) = rest.find('$') {
@@ -333,7 +405,8 @@ fn is_nosql(lower: &str) -> bool {
         rest = after;
     }
     let compact: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
-    lower.contains("db.") && (lower.contains(".find(") || lower.contains(".insert(") || lower.contains(".drop("))
+    lower.contains("db.")
+        && (lower.contains(".find(") || lower.contains(".insert(") || lower.contains(".drop("))
         || compact.contains(";return")
         || lower.contains("this.") && lower.contains("==")
         || compact.contains("newdate()") && compact.contains("while(")
@@ -366,7 +439,10 @@ fn is_ldap(s: &str) -> bool {
     // standing for a whole value followed by a filter.
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     compact.contains(")(")
-        && (compact.contains('=') || compact.contains("(|") || compact.contains("(&") || compact.contains("(!"))
+        && (compact.contains('=')
+            || compact.contains("(|")
+            || compact.contains("(&")
+            || compact.contains("(!"))
         || compact.starts_with("*)")
         || compact.contains("*)(")
         || compact.contains("(|(")
@@ -379,7 +455,9 @@ fn is_ldap(s: &str) -> bool {
 
 fn is_command(lower: &str) -> bool {
     // Newlines as a URL or a JSON-unaware client would write them.
-    let decoded = percent_encoding::percent_decode_str(lower).decode_utf8_lossy().replace("\\n", "\n");
+    let decoded = percent_encoding::percent_decode_str(lower)
+        .decode_utf8_lossy()
+        .replace("\\n", "\n");
     let lower = decoded.as_str();
     if lower.contains("$(") || lower.contains("${ifs") || lower.contains("${") && lower.contains('}') {
         return true;
@@ -388,11 +466,58 @@ fn is_command(lower: &str) -> bool {
         return true;
     }
     const CMDS: &[&str] = &[
-        "cat", "ls", "id", "whoami", "uname", "wget", "curl", "nc", "ncat", "netcat", "bash", "sh", "zsh",
-        "ping", "sleep", "rm", "echo", "powershell", "cmd", "nslookup", "dig", "chmod", "chown", "python",
-        "python3", "perl", "ruby", "php", "telnet", "ifconfig", "ipconfig", "net", "type", "dir", "kill",
-        "sudo", "su", "passwd", "env", "printenv", "sysinfo", "systeminfo", "tasklist", "xterm", "eval",
-        "netstat", "system", "exec", "passthru", "shell_exec", "popen", "proc_open",
+        "cat",
+        "ls",
+        "id",
+        "whoami",
+        "uname",
+        "wget",
+        "curl",
+        "nc",
+        "ncat",
+        "netcat",
+        "bash",
+        "sh",
+        "zsh",
+        "ping",
+        "sleep",
+        "rm",
+        "echo",
+        "powershell",
+        "cmd",
+        "nslookup",
+        "dig",
+        "chmod",
+        "chown",
+        "python",
+        "python3",
+        "perl",
+        "ruby",
+        "php",
+        "telnet",
+        "ifconfig",
+        "ipconfig",
+        "net",
+        "type",
+        "dir",
+        "kill",
+        "sudo",
+        "su",
+        "passwd",
+        "env",
+        "printenv",
+        "sysinfo",
+        "systeminfo",
+        "tasklist",
+        "xterm",
+        "eval",
+        "netstat",
+        "system",
+        "exec",
+        "passthru",
+        "shell_exec",
+        "popen",
+        "proc_open",
     ];
     // A separator (`;`, `|`, `&`, newline) followed by a command name.
     for (i, c) in lower.char_indices() {
@@ -409,7 +534,12 @@ fn is_command(lower: &str) -> bool {
             // `Smith & Sons`, `R&D`, `Q&A`: a command name must end the
             // word and be followed by an argument-ish character or the end.
             let next = after[word.len()..].chars().next();
-            if next.is_none_or(|n| matches!(n, ' ' | '\t' | ';' | '|' | '&' | '$' | '<' | '>' | '`' | '\n' | '(')) {
+            if next.is_none_or(|n| {
+                matches!(
+                    n,
+                    ' ' | '\t' | ';' | '|' | '&' | '$' | '<' | '>' | '`' | '\n' | '('
+                )
+            }) {
                 return true;
             }
         }
@@ -428,7 +558,9 @@ pub fn is_ssrf(s: &str) -> bool {
     let scheme = &t[..colon];
     if scheme.is_empty()
         || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
         || !t[colon + 1..].starts_with("//")
     {
         return false;
@@ -437,7 +569,10 @@ pub fn is_ssrf(s: &str) -> bool {
         return false;
     };
     let scheme = url.scheme();
-    if matches!(scheme, "file" | "gopher" | "dict" | "ldap" | "ldaps" | "ftp" | "tftp" | "jar" | "netdoc" | "php" | "expect") {
+    if matches!(
+        scheme,
+        "file" | "gopher" | "dict" | "ldap" | "ldaps" | "ftp" | "tftp" | "jar" | "netdoc" | "php" | "expect"
+    ) {
         return true;
     }
     match url.host() {
@@ -487,7 +622,8 @@ pub fn internal_ip(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80 // link local
                 || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) // AWS metadata
                 || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 of anything
-                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0) // v4-compatible
+                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)
+            // v4-compatible
         }
     }
 }

@@ -37,7 +37,7 @@ use serde_json::Value;
 
 use self::config::{Action, ApiConfig, RouteValidateConfig, RoutesMode};
 use self::injection::InjectionClass;
-use self::openapi::{OasVersion, Operation, ParamIn, Spec};
+use self::openapi::{Operation, ParamIn, Spec};
 use self::schema::Schema;
 use crate::body::json::{JsonError, JsonLimits};
 use crate::config::{ConfigProblem, GatewayConfig, LoadedConfig};
@@ -197,7 +197,12 @@ fn kind_of(spec: &Spec, pointer: &str, depth: usize) -> Kind {
         _ => {
             // `allOf: [{$ref}]` and friends: the first branch decides.
             for k in ["allOf", "anyOf", "oneOf"] {
-                if node.get(k).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) && depth < 8 {
+                if node
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+                    && depth < 8
+                {
                     let resolved = spec.resolve(pointer).unwrap_or_default();
                     return kind_of(spec, &format!("{resolved}/{k}/0"), depth + 1);
                 }
@@ -234,7 +239,11 @@ fn compile_op(spec: &Arc<Spec>, op: &Operation, problems: &mut Vec<openapi::Spec
             location: p.location,
             required: p.required,
             schema: p.schema.as_deref().and_then(&mut compile),
-            kind: p.schema.as_deref().map(|s| kind_of(spec, s, 0)).unwrap_or(Kind::String),
+            kind: p
+                .schema
+                .as_deref()
+                .map(|s| kind_of(spec, s, 0))
+                .unwrap_or(Kind::String),
             explode: p.explode,
         })
         .collect();
@@ -259,7 +268,11 @@ fn compile_op(spec: &Arc<Spec>, op: &Operation, problems: &mut Vec<openapi::Spec
     }
 }
 
-fn spec_problems(at: &str, spec_file: &std::path::Path, problems: Vec<openapi::SpecProblem>) -> Vec<ConfigProblem> {
+fn spec_problems(
+    at: &str,
+    spec_file: &std::path::Path,
+    problems: Vec<openapi::SpecProblem>,
+) -> Vec<ConfigProblem> {
     problems
         .into_iter()
         .map(|p| {
@@ -309,15 +322,20 @@ impl Validation {
         }
         let signatures = match &cfg.signatures {
             None => None,
-            Some(s) => match response::signatures_from_config(s, loaded, clock, redis, redis_configured, nonces) {
-                Ok(s) => Some(Arc::new(s)),
-                Err(p) => {
-                    problems.extend(p);
-                    None
+            Some(s) => {
+                match response::signatures_from_config(s, loaded, clock, redis, redis_configured, nonces) {
+                    Ok(s) => Some(Arc::new(s)),
+                    Err(p) => {
+                        problems.extend(p);
+                        None
+                    }
                 }
-            },
+            }
         };
-        if problems.iter().any(|p| p.severity == crate::config::Severity::Error) {
+        if problems
+            .iter()
+            .any(|p| p.severity == crate::config::Severity::Error)
+        {
             return Err(problems);
         }
         Ok((Self { apis, signatures }, problems))
@@ -335,11 +353,17 @@ impl Validation {
             problems.push(ConfigProblem::error(at("name"), "must not be empty"));
         }
         if cfg.apis[..i].iter().any(|o| o.name == a.name) {
-            problems.push(ConfigProblem::error(at("name"), format!("duplicate api name `{}`", a.name)));
+            problems.push(ConfigProblem::error(
+                at("name"),
+                format!("duplicate api name `{}`", a.name),
+            ));
         }
         if let Some(u) = &a.upstream {
             if !cfg.upstreams.iter().any(|x| &x.name == u) {
-                problems.push(ConfigProblem::error(at("upstream"), format!("no upstream named `{u}` in [[upstreams]]")));
+                problems.push(ConfigProblem::error(
+                    at("upstream"),
+                    format!("no upstream named `{u}` in [[upstreams]]"),
+                ));
             }
         }
         if a.routes == RoutesMode::Generate && (a.generate.is_none() || a.upstream.is_none()) {
@@ -364,9 +388,15 @@ impl Validation {
             .map(|op| Arc::new(compile_op(&spec, op, &mut spec_issues)))
             .collect();
         let issues = spec_problems(&at("spec"), &file, spec_issues);
-        let errors = issues.iter().any(|p| p.severity == crate::config::Severity::Error);
+        let errors = issues
+            .iter()
+            .any(|p| p.severity == crate::config::Severity::Error);
         problems.extend(issues);
-        if errors || problems.iter().any(|p| p.severity == crate::config::Severity::Error) {
+        if errors
+            || problems
+                .iter()
+                .any(|p| p.severity == crate::config::Severity::Error)
+        {
             return Err(problems);
         }
         Ok((
@@ -387,20 +417,25 @@ impl Validation {
     pub fn routes(&self, routes: &[RouteConfig]) -> Vec<RouteConfig> {
         let mut out = routes.to_vec();
         for api in &self.apis {
-            let (RoutesMode::Generate, Some(g), Some(upstream)) = (api.mode, &api.generate, &api.upstream) else {
+            let (RoutesMode::Generate, Some(g), Some(upstream)) = (api.mode, &api.generate, &api.upstream)
+            else {
                 continue;
             };
             for op in &api.ops {
                 let covered = out.iter().any(|r| {
                     same_shape(&r.path, &op.op.path)
-                        && r.methods.iter().any(|m| m.eq_ignore_ascii_case(op.op.method.as_str()))
+                        && r.methods
+                            .iter()
+                            .any(|m| m.eq_ignore_ascii_case(op.op.method.as_str()))
                 });
                 if covered {
                     continue;
                 }
-                let id = op.op.operation_id.clone().unwrap_or_else(|| {
-                    format!("{}:{} {}", api.name, op.op.method, op.op.path)
-                });
+                let id = op
+                    .op
+                    .operation_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{}:{} {}", api.name, op.op.method, op.op.path));
                 let generated = serde_json::json!({
                     "id": id,
                     "path": op.op.path,
@@ -430,11 +465,17 @@ impl Validation {
             Some(name) => match self.apis.iter().find(|a| a.name == name) {
                 Some(a) => Some(a),
                 None => {
-                    problems.push(ConfigProblem::error(at("validate.api"), format!("no [[apis]] named `{name}`")));
+                    problems.push(ConfigProblem::error(
+                        at("validate.api"),
+                        format!("no [[apis]] named `{name}`"),
+                    ));
                     None
                 }
             },
-            None => self.apis.iter().find(|a| a.upstream.as_deref() == Some(r.upstream.as_str())),
+            None => self
+                .apis
+                .iter()
+                .find(|a| a.upstream.as_deref() == Some(r.upstream.as_str())),
         };
         if r.validate.is_none() && api.is_none() {
             return Ok(None);
@@ -477,7 +518,10 @@ impl Validation {
             ("max_tokens", cfg.json.max_tokens),
         ] {
             if v == 0 {
-                problems.push(ConfigProblem::error(at(&format!("validate.json.{k}")), "must be at least 1"));
+                problems.push(ConfigProblem::error(
+                    at(&format!("validate.json.{k}")),
+                    "must be at least 1",
+                ));
             }
         }
         let mut scan_headers = Vec::new();
@@ -631,7 +675,11 @@ impl RouteValidation {
                 status: None,
                 headers: req.headers,
             };
-            if let Some(ok) = sigs.verify(sig, &m, body).await.map_err(ValidateError::Signature)? {
+            if let Some(ok) = sigs
+                .verify(sig, &m, body)
+                .await
+                .map_err(ValidateError::Signature)?
+            {
                 ex.signals.push(Signal {
                     kind: format!("signature:{}", ok.client),
                     pointer: String::new(),
@@ -680,7 +728,9 @@ impl RouteValidation {
         if let (Some(doc), Some(op)) = (&doc, op) {
             let schema = op.body.as_ref().and_then(|(_, list)| {
                 let m = media.as_deref().unwrap_or("");
-                list.iter().find(|x| media_matches(&x.media, m)).and_then(|x| x.schema.as_ref())
+                list.iter()
+                    .find(|x| media_matches(&x.media, m))
+                    .and_then(|x| x.schema.as_ref())
             });
             if let Some(s) = schema {
                 s.check(doc).map_err(|e| ValidateError::SchemaViolation {
@@ -752,7 +802,11 @@ fn coerce(kind: &Kind, s: &str) -> Value {
     }
 }
 
-fn check_params(op: &CompiledOp, req: &RequestView<'_>, strings: &mut Vec<(String, String)>) -> Result<(), ValidateError> {
+fn check_params(
+    op: &CompiledOp,
+    req: &RequestView<'_>,
+    strings: &mut Vec<(String, String)>,
+) -> Result<(), ValidateError> {
     let query: Vec<(String, String)> = req
         .query
         .map(|q| {
@@ -786,11 +840,19 @@ fn check_params(op: &CompiledOp, req: &RequestView<'_>, strings: &mut Vec<(Strin
                 .and_then(|i| req.params.get(i))
                 .map(|(_, v)| vec![v.clone()])
                 .unwrap_or_default(),
-            ParamIn::Query => query.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.clone()).collect(),
+            ParamIn::Query => query
+                .iter()
+                .filter(|(k, _)| *k == p.name)
+                .map(|(_, v)| v.clone())
+                .collect(),
             ParamIn::Header => {
                 let mut out = Vec::new();
                 for v in req.headers.get_all(p.name.as_str()) {
-                    out.push(std::str::from_utf8(v.as_bytes()).map_err(|_| invalid("not UTF-8"))?.to_owned());
+                    out.push(
+                        std::str::from_utf8(v.as_bytes())
+                            .map_err(|_| invalid("not UTF-8"))?
+                            .to_owned(),
+                    );
                 }
                 out
             }
@@ -825,6 +887,14 @@ fn check_params(op: &CompiledOp, req: &RequestView<'_>, strings: &mut Vec<(Strin
 
 const MAX_WALK: usize = crate::body::json::MAX_DEPTH_CEILING;
 
+/// Every string of a document (object keys too) with its JSON pointer:
+/// what injection detection scans.
+pub fn strings_of(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    collect_strings(doc, &mut Vec::new(), &mut out, 0);
+    out
+}
+
 /// Every string of a document (object keys too), with its pointer.
 fn collect_strings(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, String)>, depth: usize) {
     if depth > MAX_WALK {
@@ -852,7 +922,30 @@ fn collect_strings(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Str
     }
 }
 
-/// Whether a spec version uses the 3.1 dialect (for docs and tests).
-pub fn is_31(v: OasVersion) -> bool {
-    v == OasVersion::V31
+/// What the fuzz target (and the property test) runs on arbitrary bytes:
+/// strict JSON, the demo payment schema, injection detection on every
+/// string, and the same bytes as `Signature-Input`/`Content-Digest` field
+/// values. Whether the bytes were a valid, clean payment. Never panics.
+pub fn fuzz_input(bytes: &[u8]) -> bool {
+    static PAYMENT: std::sync::OnceLock<Option<Schema>> = std::sync::OnceLock::new();
+    let schema = PAYMENT.get_or_init(|| {
+        let (spec, _) = Spec::parse(std::path::Path::new("bank-openapi.yaml"), crate::demo::OPENAPI).ok()?;
+        Schema::compile(
+            &spec,
+            "/paths/~1v1~1payments/post/requestBody/content/application~1json/schema",
+        )
+        .ok()
+    });
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let _ = signature::check_content_digest(text, bytes);
+        let _ = injection::detect(text);
+    }
+    let Ok(doc) = crate::body::json::parse(bytes, &JsonLimits::default()) else {
+        return false;
+    };
+    let conforms = schema.as_ref().is_some_and(|s| s.check(&doc).is_ok());
+    conforms
+        && strings_of(&doc)
+            .iter()
+            .all(|(_, s)| injection::detect(s).is_none())
 }

@@ -153,7 +153,9 @@ impl SpecProblem {
     }
 }
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 impl Spec {
     /// Reads and parses `file`.
@@ -270,7 +272,11 @@ impl Spec {
                 None => return Ok(at),
                 Some(r) => match r.strip_prefix('#') {
                     Some(target) => at = target.to_owned(),
-                    None => return Err(format!("external reference `{r}` (only `#/…` references are supported)")),
+                    None => {
+                        return Err(format!(
+                            "external reference `{r}` (only `#/…` references are supported)"
+                        ))
+                    }
                 },
             }
         }
@@ -305,7 +311,12 @@ impl Spec {
                     continue;
                 }
             };
-            let Some(item) = self.doc.pointer(&item_at).and_then(Value::as_object).or(item.as_object()) else {
+            let Some(item) = self
+                .doc
+                .pointer(&item_at)
+                .and_then(Value::as_object)
+                .or(item.as_object())
+            else {
                 problems.push(self.problem(&at, "a path item must be an object"));
                 continue;
             };
@@ -353,7 +364,10 @@ impl Spec {
                     for status in rs.keys() {
                         let r_at = format!("{op_at}/responses/{}", escape(status));
                         match self.resolve(&r_at) {
-                            Ok(p) => responses.push((status.clone(), self.read_content(&format!("{p}/content"), problems))),
+                            Ok(p) => responses.push((
+                                status.clone(),
+                                self.read_content(&format!("{p}/content"), problems),
+                            )),
                             Err(e) => problems.push(self.problem(&r_at, e)),
                         }
                     }
@@ -411,7 +425,10 @@ impl Spec {
                 problems.push(self.warning(&resolved, format!("cookie parameter `{name}` is not validated")));
             }
             let style = p.get("style").and_then(Value::as_str);
-            if matches!(style, Some("deepObject" | "spaceDelimited" | "pipeDelimited" | "matrix" | "label")) {
+            if matches!(
+                style,
+                Some("deepObject" | "spaceDelimited" | "pipeDelimited" | "matrix" | "label")
+            ) {
                 problems.push(self.warning(
                     &resolved,
                     format!("style `{}` of `{name}` is not validated", style.unwrap_or("")),
@@ -420,7 +437,10 @@ impl Spec {
             }
             let required = p.get("required").and_then(Value::as_bool).unwrap_or(false);
             if location == ParamIn::Path && !required {
-                problems.push(self.problem(&resolved, format!("path parameter `{name}` must be `required: true`")));
+                problems.push(self.problem(
+                    &resolved,
+                    format!("path parameter `{name}` must be `required: true`"),
+                ));
             }
             let schema = if p.contains_key("schema") {
                 Some(format!("{resolved}/schema"))
@@ -461,7 +481,10 @@ impl Spec {
             .pointer(&format!("{resolved}/required"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Some((required, self.read_content(&format!("{resolved}/content"), problems)))
+        Some((
+            required,
+            self.read_content(&format!("{resolved}/content"), problems),
+        ))
     }
 
     fn read_content(&self, at: &str, problems: &mut Vec<SpecProblem>) -> ContentSpec {

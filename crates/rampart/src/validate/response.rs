@@ -60,7 +60,10 @@ impl ResponseGuard {
             Some(View::from_config(at, &view)?)
         };
         if cfg.reveal_scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            return Err(vec![ConfigProblem::error(format!("{at}.reveal_scope"), "must not be empty")]);
+            return Err(vec![ConfigProblem::error(
+                format!("{at}.reveal_scope"),
+                "must not be empty",
+            )]);
         }
         Ok(Self {
             check: cfg.check,
@@ -75,13 +78,13 @@ impl ResponseGuard {
 /// What a guarded response became.
 pub enum Guarded {
     /// Pass this response on.
-    Pass(Response<crate::Body>),
+    Pass(Box<Response<crate::Body>>),
     /// Replace it by a generic problem of this status (an error body that
     /// does not match its declaration).
     Scrub(http::StatusCode),
 }
 
-fn declared<'a>(op: &'a CompiledOp, status: u16) -> Option<&'a [super::Media]> {
+fn declared(op: &CompiledOp, status: u16) -> Option<&[super::Media]> {
     let exact = status.to_string();
     let class = format!("{}XX", status / 100);
     op.responses
@@ -109,7 +112,7 @@ pub async fn guard(
     ex: &mut Exchange,
 ) -> Result<Guarded, String> {
     if resp.status().is_server_error() {
-        return Ok(Guarded::Pass(resp)); // scrubbed by `respond` already
+        return Ok(Guarded::Pass(Box::new(resp))); // scrubbed by `respond` already
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = read_body(body).await?;
@@ -206,13 +209,21 @@ pub async fn guard(
             }
         }
         let out = Bytes::from(d.to_string());
-        for h in ["etag", "content-length", "content-digest", "repr-digest", "content-md5"] {
+        for h in [
+            "etag",
+            "content-length",
+            "content-digest",
+            "repr-digest",
+            "content-md5",
+        ] {
             parts.headers.remove(h);
         }
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-        return Ok(Guarded::Pass(Response::from_parts(parts, full(out))));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        return Ok(Guarded::Pass(Box::new(Response::from_parts(parts, full(out)))));
     }
-    Ok(Guarded::Pass(Response::from_parts(parts, full(bytes))))
+    Ok(Guarded::Pass(Box::new(Response::from_parts(parts, full(bytes)))))
 }
 
 fn full(b: Bytes) -> crate::Body {
@@ -229,11 +240,20 @@ fn response_limits() -> crate::body::json::JsonLimits {
     }
 }
 
+/// What a schema says of an object's members: the declared ones (name and
+/// schema pointer), the schema of the others if any, and whether others
+/// are allowed as they are.
+struct ObjectShape {
+    props: Vec<(String, String)>,
+    extra: Option<String>,
+    allowed: bool,
+}
+
 /// The properties a schema declares for an object (following `$ref`s and
 /// merging `allOf`/`anyOf`/`oneOf` branches), whether extra members are
 /// allowed and with which schema; `None` if the schema says nothing about
 /// objects (members are then left alone).
-fn object_shape(spec: &super::openapi::Spec, pointer: &str, depth: usize) -> Option<(Vec<(String, String)>, Option<String>, bool)> {
+fn object_shape(spec: &super::openapi::Spec, pointer: &str, depth: usize) -> Option<ObjectShape> {
     if depth > 16 {
         return None;
     }
@@ -246,7 +266,10 @@ fn object_shape(spec: &super::openapi::Spec, pointer: &str, depth: usize) -> Opt
     if let Some(p) = node.get("properties").and_then(Value::as_object) {
         said = true;
         for k in p.keys() {
-            props.push((k.clone(), format!("{at}/properties/{}", super::openapi::escape(k))));
+            props.push((
+                k.clone(),
+                format!("{at}/properties/{}", super::openapi::escape(k)),
+            ));
         }
     }
     match node.get("additionalProperties") {
@@ -260,17 +283,21 @@ fn object_shape(spec: &super::openapi::Spec, pointer: &str, depth: usize) -> Opt
     for k in ["allOf", "anyOf", "oneOf"] {
         if let Some(list) = node.get(k).and_then(Value::as_array) {
             for i in 0..list.len() {
-                if let Some((p, e, a)) = object_shape(spec, &format!("{at}/{k}/{i}"), depth + 1) {
+                if let Some(branch) = object_shape(spec, &format!("{at}/{k}/{i}"), depth + 1) {
                     said = true;
-                    props.extend(p);
-                    extra_schema = extra_schema.or(e);
-                    extra_allowed |= a;
+                    props.extend(branch.props);
+                    extra_schema = extra_schema.or(branch.extra);
+                    extra_allowed |= branch.allowed;
                 }
             }
         }
     }
     let allowed = extra_allowed || (extra_schema.is_none() && props.is_empty());
-    said.then_some((props, extra_schema, allowed))
+    said.then_some(ObjectShape {
+        props,
+        extra: extra_schema,
+        allowed,
+    })
 }
 
 /// Removes members the schema at `pointer` does not declare.
@@ -280,21 +307,32 @@ pub fn strip(spec: &super::openapi::Spec, pointer: &str, v: &mut Value, depth: u
     }
     match v {
         Value::Object(m) => {
-            let Some((props, extra, allowed)) = object_shape(spec, pointer, 0) else {
+            let Some(ObjectShape {
+                props,
+                extra,
+                allowed,
+            }) = object_shape(spec, pointer, 0)
+            else {
                 return;
             };
             if extra.is_none() && !allowed {
                 m.retain(|k, _| props.iter().any(|(p, _)| p == k));
             }
             for (k, child) in m.iter_mut() {
-                let sub = props.iter().find(|(p, _)| p == k).map(|(_, s)| s.clone()).or_else(|| extra.clone());
+                let sub = props
+                    .iter()
+                    .find(|(p, _)| p == k)
+                    .map(|(_, s)| s.clone())
+                    .or_else(|| extra.clone());
                 if let Some(sub) = sub {
                     strip(spec, &sub, child, depth + 1);
                 }
             }
         }
         Value::Array(a) => {
-            let Some(at) = spec.resolve(pointer).ok() else { return };
+            let Some(at) = spec.resolve(pointer).ok() else {
+                return;
+            };
             let items = format!("{at}/items");
             if spec.doc.pointer(&items).is_some() {
                 for child in a {
@@ -330,7 +368,9 @@ pub async fn sign(sigs: &Signatures, resp: Response<crate::Body>) -> Result<Resp
     let (mut parts, body) = resp.into_parts();
     let bytes = read_body(body).await?;
     sigs.sign_response(parts.status.as_u16(), &mut parts.headers, &bytes)?;
-    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Ok(Response::from_parts(parts, full(bytes)))
 }
 
@@ -366,7 +406,9 @@ pub fn route_signature(
         let known = matches!(
             c.as_str(),
             "@method" | "@target-uri" | "@authority" | "@scheme" | "@request-target" | "@path" | "@query"
-        ) || (!c.starts_with('@') && http::HeaderName::from_bytes(c.as_bytes()).is_ok() && *c == c.to_ascii_lowercase());
+        ) || (!c.starts_with('@')
+            && http::HeaderName::from_bytes(c.as_bytes()).is_ok()
+            && *c == c.to_ascii_lowercase());
         if !known {
             problems.push(ConfigProblem::error(
                 format!("{at}.components[{j}]"),
@@ -407,14 +449,19 @@ pub fn signatures_from_config(
     for (i, c) in cfg.clients.iter().enumerate() {
         let at = |k: &str| format!("signatures.clients[{i}].{k}");
         if cfg.clients[..i].iter().any(|o| o.name == c.name) {
-            problems.push(ConfigProblem::error(at("name"), format!("duplicate client `{}`", c.name)));
+            problems.push(ConfigProblem::error(
+                at("name"),
+                format!("duplicate client `{}`", c.name),
+            ));
         }
         let file = loaded.resolve(&c.jwks_file);
         match std::fs::read_to_string(&file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))
             .and_then(|t| signature::keys_from_jwks(&t).map_err(|e| format!("{}: {e}", file.display())))
         {
-            Ok(keys) if keys.is_empty() => problems.push(ConfigProblem::error(at("jwks_file"), "the JWKS has no key")),
+            Ok(keys) if keys.is_empty() => {
+                problems.push(ConfigProblem::error(at("jwks_file"), "the JWKS has no key"))
+            }
             Ok(keys) => clients.push(signature::Client {
                 name: c.name.clone(),
                 keys,
@@ -426,7 +473,10 @@ pub fn signatures_from_config(
         problems.push(ConfigProblem::error("signatures.max_age", "must be more than 0"));
     }
     if cfg.nonce_capacity == 0 {
-        problems.push(ConfigProblem::error("signatures.nonce_capacity", "must be at least 1"));
+        problems.push(ConfigProblem::error(
+            "signatures.nonce_capacity",
+            "must be at least 1",
+        ));
     }
     let response_key = match &cfg.response {
         None => None,
@@ -442,7 +492,10 @@ pub fn signatures_from_config(
                         Some((key, keyid))
                     }
                     Err(e) => {
-                        problems.push(ConfigProblem::error("signatures.response.key_file", e.to_string()));
+                        problems.push(ConfigProblem::error(
+                            "signatures.response.key_file",
+                            e.to_string(),
+                        ));
                         None
                     }
                 },
@@ -455,7 +508,10 @@ pub fn signatures_from_config(
     };
     let store: Arc<dyn crate::authn::dpop::ReplayCache> = match (cfg.nonce_store, redis) {
         (StoreKind::Memory, _) => nonces.clone(),
-        (StoreKind::Redis, Some(r)) => Arc::new(crate::authn::dpop::RedisReplayCache::new(r.clone(), nonces.clone())),
+        (StoreKind::Redis, Some(r)) => Arc::new(crate::authn::dpop::RedisReplayCache::new(
+            r.clone(),
+            nonces.clone(),
+        )),
         (StoreKind::Redis, None) => {
             if !redis_configured {
                 problems.push(ConfigProblem::error(

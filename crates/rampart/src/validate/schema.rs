@@ -191,7 +191,10 @@ pub fn is_date_time(s: &str) -> bool {
                     .get(4..6)
                     .and_then(|m| m.parse::<u32>().ok())
                     .is_some_and(|m| m <= 59)
-                && off[1..3].bytes().chain(off[4..6].bytes()).all(|c| c.is_ascii_digit())
+                && off[1..3]
+                    .bytes()
+                    .chain(off[4..6].bytes())
+                    .all(|c| c.is_ascii_digit())
         }
     }
 }
@@ -217,7 +220,9 @@ pub fn is_bic(s: &str) -> bool {
     let b = s.as_bytes();
     (b.len() == 8 || b.len() == 11)
         && b[..6].iter().all(u8::is_ascii_uppercase)
-        && b[6..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b[6..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// ISO 4217 active alphabetic codes (list of 2025), plus `XAU`, `XAG`,

@@ -106,7 +106,9 @@ impl VerifyKey {
     /// Whether `signature` over `base` verifies.
     pub fn verify(&self, base: &[u8], signature: &[u8]) -> bool {
         match self {
-            VerifyKey::Ed25519(k) => sig::UnparsedPublicKey::new(&sig::ED25519, k).verify(base, signature).is_ok(),
+            VerifyKey::Ed25519(k) => sig::UnparsedPublicKey::new(&sig::ED25519, k)
+                .verify(base, signature)
+                .is_ok(),
             VerifyKey::EcP256(k) => sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, k)
                 .verify(base, signature)
                 .is_ok(),
@@ -155,7 +157,9 @@ impl VerifyKey {
                 }
                 Ok(VerifyKey::Rsa { n, e: get("e")? })
             }
-            (kty, crv) => Err(format!("unsupported key type {kty:?}/{crv:?} (use Ed25519, P-256 or RSA)")),
+            (kty, crv) => Err(format!(
+                "unsupported key type {kty:?}/{crv:?} (use Ed25519, P-256 or RSA)"
+            )),
         }
     }
 }
@@ -176,7 +180,10 @@ pub fn keys_from_jwks(text: &str) -> Result<Vec<(String, VerifyKey)>, String> {
         if k.get("d").is_some() {
             return Err(format!("keys[{i}] is a private key: publish only public keys"));
         }
-        out.push((kid.to_owned(), VerifyKey::from_jwk(k).map_err(|e| format!("keys[{i}]: {e}"))?));
+        out.push((
+            kid.to_owned(),
+            VerifyKey::from_jwk(k).map_err(|e| format!("keys[{i}]: {e}"))?,
+        ));
     }
     Ok(out)
 }
@@ -215,7 +222,12 @@ fn component_value(name: &str, m: &Message<'_>) -> Result<String, SigError> {
         },
         "@target-uri" => {
             let q = m.query.map(|q| format!("?{q}")).unwrap_or_default();
-            format!("{}://{}{}{q}", m.scheme.to_ascii_lowercase(), m.authority.to_ascii_lowercase(), m.path)
+            format!(
+                "{}://{}{}{q}",
+                m.scheme.to_ascii_lowercase(),
+                m.authority.to_ascii_lowercase(),
+                m.path
+            )
         }
         "@status" => m.status.ok_or_else(bad)?.to_string(),
         n if n.starts_with('@') => return Err(bad()),
@@ -261,7 +273,8 @@ pub fn signature_params(components: &[String], params: &[(&str, BareItem)]) -> R
         inner.params.insert(key.to_owned(), v.clone());
     }
     let list: sfv::List = vec![ListEntry::InnerList(inner)];
-    list.serialize().ok_or_else(|| SigError::Malformed("empty".into()))
+    list.serialize()
+        .ok_or_else(|| SigError::Malformed("empty".into()))
 }
 
 /// A string parameter value.
@@ -281,7 +294,10 @@ pub fn int_param(i: i64) -> Result<BareItem, SigError> {
 /// `sha-256=:…:` of `body` (RFC 9530).
 pub fn content_digest(body: &[u8]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
-    format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(d.as_ref()))
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(d.as_ref())
+    )
 }
 
 /// Checks a `Content-Digest` field value against `body`: every
@@ -301,7 +317,10 @@ pub fn check_content_digest(field: &str, body: &[u8]) -> Result<(), SigError> {
         let ListEntry::Item(item) = v else {
             return Err(SigError::Digest("malformed"));
         };
-        let want = item.bare_item.as_byte_sequence().ok_or(SigError::Digest("malformed"))?;
+        let want = item
+            .bare_item
+            .as_byte_sequence()
+            .ok_or(SigError::Digest("malformed"))?;
         let got = aws_lc_rs::digest::digest(alg, body);
         if aws_lc_rs::constant_time::verify_slices_are_equal(got.as_ref(), want).is_err() {
             return Err(SigError::Digest("does not match the body"));
@@ -387,14 +406,23 @@ impl Signatures {
 
     /// Verifies the request `m` with `body` under `route`'s policy.
     /// `Ok(None)`: unsigned, and the route does not require a signature.
-    pub async fn verify(&self, route: &RouteSignature, m: &Message<'_>, body: &[u8]) -> Result<Option<Verified>, SigError> {
+    pub async fn verify(
+        &self,
+        route: &RouteSignature,
+        m: &Message<'_>,
+        body: &[u8],
+    ) -> Result<Option<Verified>, SigError> {
         let input = header_text(m.headers, "signature-input")?;
         let signature = header_text(m.headers, "signature")?;
         let (input, signature) = match (input, signature) {
             (None, None) if !route.required => return Ok(None),
             (Some(i), Some(s)) => (i, s),
             (None, None) => return Err(SigError::Missing),
-            _ => return Err(SigError::Malformed("Signature-Input and Signature come together".into())),
+            _ => {
+                return Err(SigError::Malformed(
+                    "Signature-Input and Signature come together".into(),
+                ))
+            }
         };
         let inputs: sfv::Dictionary = Parser::new(&input)
             .parse_dictionary()
@@ -452,13 +480,8 @@ impl Signatures {
             }
             components.push(name);
         }
-        let int = |k: &str| -> Option<i64> {
-            inner
-                .params
-                .get(k)
-                .and_then(|v| v.as_integer())
-                .map(i64::from)
-        };
+        let int =
+            |k: &str| -> Option<i64> { inner.params.get(k).and_then(|v| v.as_integer()).map(i64::from) };
         let string = |k: &str| -> Option<String> {
             inner
                 .params
@@ -469,7 +492,8 @@ impl Signatures {
         for required in &route.components {
             let applies = match required.as_str() {
                 "content-digest" => !body.is_empty() || m.headers.contains_key("content-digest"),
-                "@method" | "@target-uri" | "@authority" | "@path" | "@query" | "@scheme" | "@request-target" => true,
+                "@method" | "@target-uri" | "@authority" | "@path" | "@query" | "@scheme"
+                | "@request-target" => true,
                 header => m.headers.contains_key(header),
             };
             if applies && !components.contains(required) {
@@ -508,7 +532,9 @@ impl Signatures {
         if !key.verify(base.as_bytes(), sig_bytes) {
             return Err(SigError::BadSignature);
         }
-        if components.iter().any(|c| c == "content-digest") || !body.is_empty() && route.components.iter().any(|c| c == "content-digest") {
+        if components.iter().any(|c| c == "content-digest")
+            || !body.is_empty() && route.components.iter().any(|c| c == "content-digest")
+        {
             let field = header_text(m.headers, "content-digest")?.ok_or(SigError::Digest("missing"))?;
             check_content_digest(&field, body)?;
         }
@@ -521,7 +547,11 @@ impl Signatures {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
             let mut key = [0u8; 32];
             key.copy_from_slice(digest.as_ref());
-            match self.nonces.check_and_insert(key, self.max_age + self.clock_skew).await {
+            match self
+                .nonces
+                .check_and_insert(key, self.max_age + self.clock_skew)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => return Err(SigError::Replayed),
                 Err(e) => return Err(SigError::StoreDown(e)),
@@ -565,8 +595,14 @@ impl Signatures {
             "rampart",
         )
         .map_err(|e| e.to_string())?;
-        headers.insert("signature-input", HeaderValue::from_str(&value.0).map_err(|e| e.to_string())?);
-        headers.insert("signature", HeaderValue::from_str(&value.1).map_err(|e| e.to_string())?);
+        headers.insert(
+            "signature-input",
+            HeaderValue::from_str(&value.0).map_err(|e| e.to_string())?,
+        );
+        headers.insert(
+            "signature",
+            HeaderValue::from_str(&value.1).map_err(|e| e.to_string())?,
+        );
         Ok(())
     }
 }
@@ -576,7 +612,9 @@ pub fn alg_of(key: &crate::authn::sign::SigningKey) -> Result<&'static str, SigE
     match key.alg() {
         jsonwebtoken::Algorithm::EdDSA => Ok("ed25519"),
         jsonwebtoken::Algorithm::ES256 => Ok("ecdsa-p256-sha256"),
-        _ => Err(SigError::Malformed("sign with an EdDSA (Ed25519) or ES256 (P-256) key".into())),
+        _ => Err(SigError::Malformed(
+            "sign with an EdDSA (Ed25519) or ES256 (P-256) key".into(),
+        )),
     }
 }
 

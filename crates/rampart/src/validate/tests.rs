@@ -17,7 +17,8 @@ fn repo(p: &str) -> PathBuf {
 }
 
 fn vector(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(repo(&format!("testdata/vectors/{name}"))).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(repo(&format!("testdata/vectors/{name}"))).unwrap())
+        .unwrap()
 }
 
 fn lines(name: &str) -> Vec<String> {
@@ -36,13 +37,33 @@ fn formats_accept_what_they_should_and_nothing_else() {
     for ok in ["2026-02-28", "2024-02-29", "2000-02-29", "1999-12-31"] {
         assert!(schema::is_date(ok), "{ok}");
     }
-    for bad in ["2026-02-29", "1900-02-29", "2026-13-01", "2026-1-01", "2026-01-32", "20260101", "２026-01-01", ""] {
+    for bad in [
+        "2026-02-29",
+        "1900-02-29",
+        "2026-13-01",
+        "2026-1-01",
+        "2026-01-32",
+        "20260101",
+        "２026-01-01",
+        "",
+    ] {
         assert!(!schema::is_date(bad), "{bad}");
     }
-    for ok in ["2025-06-30T09:15:27Z", "2025-06-30t09:15:27.123z", "2025-06-30T09:15:60+01:00", "2025-06-30T23:59:59-05:30"] {
+    for ok in [
+        "2025-06-30T09:15:27Z",
+        "2025-06-30t09:15:27.123z",
+        "2025-06-30T09:15:60+01:00",
+        "2025-06-30T23:59:59-05:30",
+    ] {
         assert!(schema::is_date_time(ok), "{ok}");
     }
-    for bad in ["2025-06-30 09:15:27Z", "2025-06-30T24:00:00Z", "2025-06-30T09:15:27", "2025-06-30T09:15:27.Z", "2025-06-30T09:15:27+0100"] {
+    for bad in [
+        "2025-06-30 09:15:27Z",
+        "2025-06-30T24:00:00Z",
+        "2025-06-30T09:15:27",
+        "2025-06-30T09:15:27.Z",
+        "2025-06-30T09:15:27+0100",
+    ] {
         assert!(!schema::is_date_time(bad), "{bad}");
     }
     assert!(schema::is_uuid("f076761b-5787-41ee-9ba6-134432fc7584"));
@@ -50,7 +71,10 @@ fn formats_accept_what_they_should_and_nothing_else() {
     assert!(!schema::is_uuid("f076761b-5787-41ee-9ba6-134432fc758g"));
     assert!(schema::is_iban("DE89370400440532013000"));
     assert!(!schema::is_iban("DE89370400440532013001"), "check digits");
-    assert!(!schema::is_iban("DE89 3704 0044 0532 0130 00"), "electronic form only");
+    assert!(
+        !schema::is_iban("DE89 3704 0044 0532 0130 00"),
+        "electronic form only"
+    );
     assert!(!schema::is_iban("de89370400440532013000"));
     for ok in ["DEUTDEFF", "DEUTDEFF500", "NWBKGB2L", "BNPAFRPPXXX"] {
         assert!(schema::is_bic(ok), "{ok}");
@@ -64,10 +88,29 @@ fn formats_accept_what_they_should_and_nothing_else() {
     for bad in ["EURO", "eur", "ABC", "DEM", ""] {
         assert!(!schema::is_currency(bad), "{bad}");
     }
-    for ok in ["0", "125.00", "-42.10", "1", "0.5", "10000000000000000000000000000000.99"] {
+    for ok in [
+        "0",
+        "125.00",
+        "-42.10",
+        "1",
+        "0.5",
+        "10000000000000000000000000000000.99",
+    ] {
         assert!(schema::is_decimal(ok), "{ok}");
     }
-    for bad in ["", "01", "1.", ".5", "+1", "1e3", "1,00", "NaN", "1.2.3", "-", "12345678901234567890123456789012345"] {
+    for bad in [
+        "",
+        "01",
+        "1.",
+        ".5",
+        "+1",
+        "1e3",
+        "1,00",
+        "NaN",
+        "1.2.3",
+        "-",
+        "12345678901234567890123456789012345",
+    ] {
         assert!(!schema::is_decimal(bad), "{bad}");
     }
 }
@@ -94,7 +137,14 @@ fn a_schema_asserts_custom_formats() {
         let v = s.check(&doc).unwrap_err();
         assert_eq!(v.pointer, pointer);
         // The rule is named, the value never.
-        let value = doc.as_object().unwrap().values().next().unwrap().as_str().unwrap();
+        let value = doc
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert!(!v.keyword.contains(value), "{}", v.keyword);
     }
 }
@@ -109,7 +159,11 @@ fn demo_spec() -> Spec {
 fn the_demo_spec_loads_with_every_operation() {
     let spec = demo_spec();
     assert_eq!(spec.version, OasVersion::V31);
-    let ops: Vec<String> = spec.operations.iter().map(|o| format!("{} {}", o.method, o.path)).collect();
+    let ops: Vec<String> = spec
+        .operations
+        .iter()
+        .map(|o| format!("{} {}", o.method, o.path))
+        .collect();
     for want in [
         "GET /v1/accounts",
         "GET /v1/accounts/{account_id}",
@@ -122,25 +176,42 @@ fn the_demo_spec_loads_with_every_operation() {
     ] {
         assert!(ops.contains(&want.to_string()), "{want} in {ops:?}");
     }
-    let pay = spec.operations.iter().find(|o| o.method == http::Method::POST).unwrap();
+    let pay = spec
+        .operations
+        .iter()
+        .find(|o| o.method == http::Method::POST)
+        .unwrap();
     let (required, content) = pay.body.as_ref().unwrap();
     assert!(required);
     assert_eq!(content.media[0].0, "application/json");
     // Path-level parameters ($ref to components) are merged in.
-    let get = spec.operations.iter().find(|o| o.path == "/v1/accounts/{account_id}").unwrap();
+    let get = spec
+        .operations
+        .iter()
+        .find(|o| o.path == "/v1/accounts/{account_id}")
+        .unwrap();
     assert_eq!(get.params[0].name, "account_id");
-    assert!(spec.line_of("/paths/~1v1~1payments/post").is_some_and(|l| l > 100));
+    assert!(spec
+        .line_of("/paths/~1v1~1payments/post")
+        .is_some_and(|l| l > 100));
 }
 
 #[test]
 fn the_demo_payment_schema_accepts_valid_payments_and_names_the_faulty_member() {
     let spec = demo_spec();
-    let s = Schema::compile(&spec, "/paths/~1v1~1payments/post/requestBody/content/application~1json/schema").unwrap();
+    let s = Schema::compile(
+        &spec,
+        "/paths/~1v1~1payments/post/requestBody/content/application~1json/schema",
+    )
+    .unwrap();
     for line in lines("payments-valid.jsonl") {
         let doc: Value = serde_json::from_str(&line).unwrap();
         assert!(s.check(&doc).is_ok(), "{line}: {:?}", s.check(&doc));
     }
-    let bad: Value = serde_json::from_str(&std::fs::read_to_string(repo("testdata/vectors/validation/payments-malformed.json")).unwrap()).unwrap();
+    let bad: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("testdata/vectors/validation/payments-malformed.json")).unwrap(),
+    )
+    .unwrap();
     for case in bad.as_array().unwrap() {
         if case["type"] != "schema-violation" {
             continue;
@@ -157,10 +228,15 @@ fn spec_problems_name_their_line_and_pointer() {
     let errs = Spec::parse(Path::new("bank.yaml"), text).unwrap_err();
     let rendered: Vec<String> = errs.iter().map(|e| e.render(Path::new("bank.yaml"))).collect();
     assert!(
-        rendered.iter().any(|r| r.starts_with("bank.yaml:10: #/paths/~1a~1{id}/get/parameters/1: external reference")),
+        rendered
+            .iter()
+            .any(|r| r.starts_with("bank.yaml:10: #/paths/~1a~1{id}/get/parameters/1: external reference")),
         "{rendered:?}"
     );
-    assert!(rendered.iter().any(|r| r.contains("must be `required: true`")), "{rendered:?}");
+    assert!(
+        rendered.iter().any(|r| r.contains("must be `required: true`")),
+        "{rendered:?}"
+    );
     let errs = Spec::parse(Path::new("x.yaml"), "swagger: '2.0'\n").unwrap_err();
     assert!(errs[0].message.contains("3.0.x or 3.1.x"));
     let errs = Spec::parse(Path::new("x.yaml"), "openapi: [3.1.0\n").unwrap_err();
@@ -177,7 +253,11 @@ fn openapi_30_nullable_and_draft4_semantics() {
             "m": {"type": "number", "minimum": 0, "exclusiveMinimum": true}}}}}}"##;
     let (spec, _) = Spec::parse(Path::new("x.json"), text).unwrap();
     assert_eq!(spec.version, OasVersion::V30);
-    let s = Schema::compile(&spec, "/paths/~1p/post/requestBody/content/application~1json/schema").unwrap();
+    let s = Schema::compile(
+        &spec,
+        "/paths/~1p/post/requestBody/content/application~1json/schema",
+    )
+    .unwrap();
     assert!(s.check(&json!({"n": null})).is_ok());
     assert!(s.check(&json!({"n": "x", "m": 1})).is_ok());
     assert_eq!(s.check(&json!({"n": "x", "m": 0})).unwrap_err().pointer, "/m");
@@ -221,8 +301,16 @@ fn each_injection_list_is_detected_as_its_class() {
             total += 1;
         }
     }
-    assert!(misses.is_empty(), "{} missed:\n{}", misses.len(), misses.join("\n"));
-    assert!(own * 10 >= total * 9, "only {own} of {total} named by their own class");
+    assert!(
+        misses.is_empty(),
+        "{} missed:\n{}",
+        misses.len(),
+        misses.join("\n")
+    );
+    assert!(
+        own * 10 >= total * 9,
+        "only {own} of {total} named by their own class"
+    );
 }
 
 #[test]
@@ -249,7 +337,11 @@ fn ssrf_catches_every_notation_of_internal_addresses() {
     ] {
         assert_eq!(detect(s), Some(InjectionClass::Ssrf), "{s}");
     }
-    for s in ["https://bank.example/callback", "https://203.0.113.7/notify", "http://8.8.8.8/"] {
+    for s in [
+        "https://bank.example/callback",
+        "https://203.0.113.7/notify",
+        "http://8.8.8.8/",
+    ] {
         assert_eq!(detect(s), None, "{s}");
     }
 }
@@ -273,22 +365,9 @@ proptest::proptest! {
     }
 }
 
-fn payment_schema() -> &'static Schema {
-    static S: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        Schema::compile(&demo_spec(), "/paths/~1v1~1payments/post/requestBody/content/application~1json/schema").unwrap()
-    })
-}
-
 /// What the fuzz target runs.
-pub fn check_bytes(bytes: &[u8]) -> bool {
-    let Ok(doc) = crate::body::json::parse(bytes, &Default::default()) else {
-        return false;
-    };
-    let ok = payment_schema().check(&doc).is_ok();
-    let mut strings = Vec::new();
-    super::collect_strings(&doc, &mut vec![], &mut strings, 0);
-    ok && strings.iter().all(|(_, s)| detect(s).is_none())
+fn check_bytes(bytes: &[u8]) -> bool {
+    super::fuzz_input(bytes)
 }
 
 #[test]
@@ -299,7 +378,11 @@ fn fuzz_regressions_do_not_panic() {
             let _ = check_bytes(&std::fs::read(e.path()).unwrap());
         }
     }
-    for s in [&b"{\"a\":\"\\u0000\"}"[..], b"\"' or 1=1 --\"", b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]"] {
+    for s in [
+        &b"{\"a\":\"\\u0000\"}"[..],
+        b"\"' or 1=1 --\"",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
+    ] {
         let _ = check_bytes(s);
     }
 }
@@ -359,8 +442,17 @@ async fn rfc9421_b26_ed25519_base_signature_and_verification() {
         status: None,
         headers: &h,
     };
-    let components: Vec<String> = v["components"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
-    let params = v["signature_input"].as_str().unwrap().strip_prefix("sig-b26=").unwrap();
+    let components: Vec<String> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let params = v["signature_input"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sig-b26=")
+        .unwrap();
     let base = signature::signature_base(&components, params, &m).unwrap();
     assert_eq!(base, v["signature_base"].as_str().unwrap());
     // Our own serialisation of the parameters is the RFC's.
@@ -374,22 +466,38 @@ async fn rfc9421_b26_ed25519_base_signature_and_verification() {
     .unwrap();
     assert_eq!(ours, params);
     // Ed25519 is deterministic: our signature is the RFC's.
-    let key = crate::authn::sign::SigningKey::from_private_jwk(v["private_jwk"].as_object().unwrap()).unwrap();
+    let key =
+        crate::authn::sign::SigningKey::from_private_jwk(v["private_jwk"].as_object().unwrap()).unwrap();
     let raw = key.sign_bytes(base.as_bytes()).unwrap();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .unwrap();
     assert_eq!(
-        format!("sig-b26=:{}:", base64::engine::general_purpose::STANDARD.encode(raw)),
+        format!(
+            "sig-b26=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ),
         v["signature"].as_str().unwrap()
     );
     // And the verifier accepts the published fields.
     let mut h = h.clone();
-    h.insert("signature-input", HeaderValue::from_str(v["signature_input"].as_str().unwrap()).unwrap());
-    h.insert("signature", HeaderValue::from_str(v["signature"].as_str().unwrap()).unwrap());
+    h.insert(
+        "signature-input",
+        HeaderValue::from_str(v["signature_input"].as_str().unwrap()).unwrap(),
+    );
+    h.insert(
+        "signature",
+        HeaderValue::from_str(v["signature"].as_str().unwrap()).unwrap(),
+    );
     let keys = signature::keys_from_jwks(&v["public_jwks"].to_string()).unwrap();
     let s = sigs(fixed_clock(1618884473 + 60), keys);
     let m = Message { headers: &h, ..m };
     let body = r["body"].as_str().unwrap().as_bytes();
-    let ok = s.verify(&route(&["@method", "@authority"]), &m, body).await.unwrap().unwrap();
+    let ok = s
+        .verify(&route(&["@method", "@authority"]), &m, body)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ok.keyid, "test-key-ed25519");
     // Requiring @target-uri, which the RFC example does not cover, refuses it.
     assert_eq!(
@@ -397,13 +505,25 @@ async fn rfc9421_b26_ed25519_base_signature_and_verification() {
         SigError::NotCovered("@target-uri".into())
     );
     // A day later it is expired.
-    let late = sigs(fixed_clock(1618884473 + 86_400), signature::keys_from_jwks(&v["public_jwks"].to_string()).unwrap());
-    assert_eq!(late.verify(&route(&[]), &m, body).await.unwrap_err(), SigError::Expired);
+    let late = sigs(
+        fixed_clock(1618884473 + 86_400),
+        signature::keys_from_jwks(&v["public_jwks"].to_string()).unwrap(),
+    );
+    assert_eq!(
+        late.verify(&route(&[]), &m, body).await.unwrap_err(),
+        SigError::Expired
+    );
     // One header changed after signing: the signature fails.
     let mut tampered = h.clone();
     tampered.insert("content-length", HeaderValue::from_static("19"));
-    let m2 = Message { headers: &tampered, ..m };
-    assert_eq!(s.verify(&route(&[]), &m2, body).await.unwrap_err(), SigError::BadSignature);
+    let m2 = Message {
+        headers: &tampered,
+        ..m
+    };
+    assert_eq!(
+        s.verify(&route(&[]), &m2, body).await.unwrap_err(),
+        SigError::BadSignature
+    );
 }
 
 #[test]
@@ -423,8 +543,17 @@ fn rfc9421_b24_ecdsa_p256_response_signature_verifies() {
         status: Some(200),
         headers: &h,
     };
-    let components: Vec<String> = v["components"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
-    let params = v["signature_input"].as_str().unwrap().strip_prefix("sig-b24=").unwrap();
+    let components: Vec<String> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let params = v["signature_input"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sig-b24=")
+        .unwrap();
     let base = signature::signature_base(&components, params, &m).unwrap();
     let sig = v["signature"].as_str().unwrap();
     let sig = base64::engine::general_purpose::STANDARD
@@ -441,16 +570,26 @@ fn rfc9421_b24_ecdsa_p256_response_signature_verifies() {
 fn rfc9530_content_digest_examples() {
     let v = vector("rfc9530-content-digest.json");
     for c in v["cases"].as_array().unwrap() {
-        signature::check_content_digest(c["field"].as_str().unwrap(), c["body"].as_str().unwrap().as_bytes())
-            .unwrap_or_else(|e| panic!("{c}: {e}"));
+        signature::check_content_digest(
+            c["field"].as_str().unwrap(),
+            c["body"].as_str().unwrap().as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{c}: {e}"));
     }
     for c in v["mismatches"].as_array().unwrap() {
         assert!(
-            signature::check_content_digest(c["field"].as_str().unwrap(), c["body"].as_str().unwrap().as_bytes()).is_err(),
+            signature::check_content_digest(
+                c["field"].as_str().unwrap(),
+                c["body"].as_str().unwrap().as_bytes()
+            )
+            .is_err(),
             "{c}"
         );
     }
-    assert_eq!(signature::content_digest(b"{\"hello\": \"world\"}"), v["cases"][0]["field"].as_str().unwrap());
+    assert_eq!(
+        signature::content_digest(b"{\"hello\": \"world\"}"),
+        v["cases"][0]["field"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -462,7 +601,10 @@ async fn sign_then_verify_with_nonce_replay_and_body_change() {
     let body = br#"{"amount":"1.00"}"#;
     let mut h = HeaderMap::new();
     h.insert("authorization", HeaderValue::from_static("DPoP abc"));
-    h.insert("content-digest", HeaderValue::from_str(&signature::content_digest(body)).unwrap());
+    h.insert(
+        "content-digest",
+        HeaderValue::from_str(&signature::content_digest(body)).unwrap(),
+    );
     let m = Message {
         method: "POST",
         scheme: "https",
@@ -473,7 +615,16 @@ async fn sign_then_verify_with_nonce_replay_and_body_change() {
         headers: &h,
     };
     let components = super::config::default_components();
-    let (input, sig) = signature::sign_message(&key, key.kid(), &components, 1_800_000_000, Some("n-1"), &m, "sig1").unwrap();
+    let (input, sig) = signature::sign_message(
+        &key,
+        key.kid(),
+        &components,
+        1_800_000_000,
+        Some("n-1"),
+        &m,
+        "sig1",
+    )
+    .unwrap();
     let mut signed = h.clone();
     signed.insert("signature-input", HeaderValue::from_str(&input).unwrap());
     signed.insert("signature", HeaderValue::from_str(&sig).unwrap());
@@ -481,17 +632,34 @@ async fn sign_then_verify_with_nonce_replay_and_body_change() {
         require_nonce: true,
         ..route(&components.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    let m = Message { headers: &signed, ..m };
+    let m = Message {
+        headers: &signed,
+        ..m
+    };
     assert!(s.verify(&policy, &m, body).await.unwrap().is_some());
     assert_eq!(s.verify(&policy, &m, body).await.unwrap_err(), SigError::Replayed);
     // The body changed after signing: the digest no longer matches.
-    let (input, sig) = signature::sign_message(&key, key.kid(), &components, 1_800_000_000, Some("n-2"), &Message { headers: &h, ..m }, "sig1").unwrap();
+    let (input, sig) = signature::sign_message(
+        &key,
+        key.kid(),
+        &components,
+        1_800_000_000,
+        Some("n-2"),
+        &Message { headers: &h, ..m },
+        "sig1",
+    )
+    .unwrap();
     let mut signed2 = h.clone();
     signed2.insert("signature-input", HeaderValue::from_str(&input).unwrap());
     signed2.insert("signature", HeaderValue::from_str(&sig).unwrap());
-    let m = Message { headers: &signed2, ..m };
+    let m = Message {
+        headers: &signed2,
+        ..m
+    };
     assert_eq!(
-        s.verify(&policy, &m, br#"{"amount":"9999.00"}"#).await.unwrap_err(),
+        s.verify(&policy, &m, br#"{"amount":"9999.00"}"#)
+            .await
+            .unwrap_err(),
         SigError::Digest("does not match the body")
     );
     // Unsigned, on a route that requires a signature.

@@ -21,8 +21,19 @@ pub fn spec_text() -> String {
 
 /// The stable code at the end of a problem's `type`.
 pub fn code(r: &TestResponse) -> String {
-    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.text());
-    r.json()["type"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        r.text()
+    );
+    r.json()["type"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 const API_ROUTES: &str = r#"
@@ -76,7 +87,12 @@ pub async fn bank_with(upstream: RecordingUpstream, routes: &str) -> Harness {
 
 async fn post(h: &Harness, ct: &str, body: &str) -> TestResponse {
     h.client()
-        .send(Method::POST, "/v1/payments", &[("content-type", ct)], body.to_owned())
+        .send(
+            Method::POST,
+            "/v1/payments",
+            &[("content-type", ct)],
+            body.to_owned(),
+        )
         .await
 }
 
@@ -87,19 +103,29 @@ async fn valid_payments_pass_with_their_exact_bytes() {
     for (i, line) in valid.lines().enumerate() {
         let r = post(&h, "application/json", line).await;
         assert_eq!(r.status, 200, "{line}: {}", r.text());
-        assert_eq!(h.upstream.requests()[i].body, line.as_bytes(), "forwarded bytes differ");
+        assert_eq!(
+            h.upstream.requests()[i].body,
+            line.as_bytes(),
+            "forwarded bytes differ"
+        );
     }
     // `+json` and parameters on the media type are JSON too.
-    let r = post(&h, "application/json; charset=utf-8", valid.lines().next().unwrap()).await;
+    let r = post(
+        &h,
+        "application/json; charset=utf-8",
+        valid.lines().next().unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[tokio::test]
 async fn each_malformed_class_is_refused_with_its_status_type_and_pointer() {
     let h = bank_with(RecordingUpstream::start().await, API_ROUTES).await;
-    let cases: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("testdata/vectors/validation/payments-malformed.json")).unwrap())
-            .unwrap();
+    let cases: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("testdata/vectors/validation/payments-malformed.json")).unwrap(),
+    )
+    .unwrap();
     for case in cases.as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let mut body = case["body"].as_str().unwrap().to_owned();
@@ -107,7 +133,12 @@ async fn each_malformed_class_is_refused_with_its_status_type_and_pointer() {
             body = body.replace("LONG", &"x".repeat(n as usize));
         }
         let r = post(&h, case["content_type"].as_str().unwrap(), &body).await;
-        assert_eq!(r.status, case["status"].as_u64().unwrap() as u16, "{name}: {}", r.text());
+        assert_eq!(
+            r.status,
+            case["status"].as_u64().unwrap() as u16,
+            "{name}: {}",
+            r.text()
+        );
         assert_eq!(code(&r), case["type"].as_str().unwrap(), "{name}");
         if let Some(p) = case["pointer"].as_str() {
             assert_eq!(r.json()["pointer"], p, "{name}: {}", r.text());
@@ -131,11 +162,24 @@ async fn an_oversized_body_is_413_and_a_missing_body_422() {
     );
     assert!(routes.contains("max_body = 512"));
     let h = bank_with(RecordingUpstream::start().await, &routes).await;
-    let big = format!(r#"{{"debtor_account":"acc-1001","remittance_information":"{}"}}"#, "x".repeat(600));
+    let big = format!(
+        r#"{{"debtor_account":"acc-1001","remittance_information":"{}"}}"#,
+        "x".repeat(600)
+    );
     let r = post(&h, "application/json", &big).await;
-    assert_eq!((r.status.as_u16(), code(&r).as_str()), (413, "body-too-large"), "{}", r.text());
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (413, "body-too-large"),
+        "{}",
+        r.text()
+    );
     let r = post(&h, "application/json", "").await;
-    assert_eq!((r.status.as_u16(), code(&r).as_str()), (422, "schema-violation"), "{}", r.text());
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (422, "schema-violation"),
+        "{}",
+        r.text()
+    );
     assert_eq!(h.upstream.count(), 0);
 }
 
@@ -146,7 +190,10 @@ async fn parameters_are_validated_against_their_schemas() {
     for (path, pointer) in [
         ("/v1/accounts/acc-1001/transactions?page=0", "/query/page"),
         ("/v1/accounts/acc-1001/transactions?page=abc", "/query/page"),
-        ("/v1/accounts/acc-1001/transactions?page_size=101", "/query/page_size"),
+        (
+            "/v1/accounts/acc-1001/transactions?page_size=101",
+            "/query/page_size",
+        ),
         ("/v1/accounts/acc-1001/transactions?page=1&page=2", "/query/page"),
         ("/v1/accounts/acc-1001/transactions?page=%2B1", "/query/page"),
         ("/v1/accounts/1001/transactions", "/path/account_id"),
@@ -172,12 +219,26 @@ async fn parameters_are_validated_against_their_schemas() {
 async fn header_values_that_are_not_utf8_are_refused() {
     let h = bank_with(RecordingUpstream::start().await, API_ROUTES).await;
     let raw = b"GET /v1/accounts/acc-1001/transactions HTTP/1.1\r\nHost: localhost\r\nX-Note: caf\xe9\r\nConnection: close\r\n\r\n";
-    let answer = rampart_testkit::raw_tls(&h.pki.ca_cert_pem, h.addr(), raw, std::time::Duration::from_secs(2)).await;
+    let answer = rampart_testkit::raw_tls(
+        &h.pki.ca_cert_pem,
+        h.addr(),
+        raw,
+        std::time::Duration::from_secs(2),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("invalid-header"), "{answer}");
     assert!(answer.contains("/header/x-note"), "{answer}");
     assert_eq!(h.upstream.count(), 0);
-    let ok = h.client().send(Method::GET, "/v1/accounts/acc-1001/transactions", &[("x-note", "café")], "").await;
+    let ok = h
+        .client()
+        .send(
+            Method::GET,
+            "/v1/accounts/acc-1001/transactions",
+            &[("x-note", "café")],
+            "",
+        )
+        .await;
     assert_eq!(ok.status, 200, "UTF-8 is fine: {}", ok.text());
 }
 
@@ -219,7 +280,10 @@ authn = "none"
         errors.contains("routes[0].methods[1]: `DELETE /v1/accounts` is not declared by api `bank`"),
         "{errors}"
     );
-    assert!(errors.contains("routes[1].methods[0]: `GET /internal/admin` is not declared"), "{errors}");
+    assert!(
+        errors.contains("routes[1].methods[0]: `GET /internal/admin` is not declared"),
+        "{errors}"
+    );
 }
 
 #[tokio::test]
@@ -239,7 +303,12 @@ generate = { authn = "none" }
     .await;
     let c = h.client();
     assert_eq!(c.get("/v1/accounts").await.status, 200);
-    assert_eq!(c.get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584").await.status, 200);
+    assert_eq!(
+        c.get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584")
+            .await
+            .status,
+        200
+    );
     // Validated as the spec says.
     let r = c.get("/v1/payments/not-a-uuid").await;
     assert_eq!((r.status.as_u16(), code(&r).as_str()), (400, "invalid-parameter"));
@@ -260,9 +329,17 @@ async fn responses_are_stripped_masked_and_checked() {
     });
     upstream.answer("/v1/accounts/acc-1001", 200, &account.to_string());
     // Does not conform: a wrong status value.
-    upstream.answer("/v1/accounts/acc-1002", 200, &json!({"account_id": "acc-1002", "status": "frozen"}).to_string());
+    upstream.answer(
+        "/v1/accounts/acc-1002",
+        200,
+        &json!({"account_id": "acc-1002", "status": "frozen"}).to_string(),
+    );
     // An error body the spec does not declare for this status.
-    upstream.answer("/v1/accounts/acc-1003", 409, &json!({"sql": "SELECT * FROM accounts", "trace": "at db.query"}).to_string());
+    upstream.answer(
+        "/v1/accounts/acc-1003",
+        409,
+        &json!({"sql": "SELECT * FROM accounts", "trace": "at db.query"}).to_string(),
+    );
     let payment = json!({
         "payment_id": "f076761b-5787-41ee-9ba6-134432fc7584", "status": "ACSC",
         "created_at": "2025-06-30T09:15:27Z", "debtor_account": "acc-1001",
@@ -271,19 +348,32 @@ async fn responses_are_stripped_masked_and_checked() {
         "creditor": {"name": "Max Beispiel", "iban": "DE89370400440532013000"},
         "remittance_information": "card 4111 1111 1111 1111"
     });
-    upstream.answer("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584", 200, &payment.to_string());
+    upstream.answer(
+        "/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584",
+        200,
+        &payment.to_string(),
+    );
     let h = bank_with(upstream, API_ROUTES).await;
     let c = h.client();
     let r = c.get("/v1/accounts/acc-1001").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let body = r.json();
     assert_eq!(body["iban"], "DE89 **** **** **** 3000");
-    assert!(body.get("internal_risk_score").is_none() && body.get("core_banking_ref").is_none(), "{body}");
+    assert!(
+        body.get("internal_risk_score").is_none() && body.get("core_banking_ref").is_none(),
+        "{body}"
+    );
     assert_eq!(body["owner_name"], "Erika Mustermann");
-    assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
     // `check = "block"`: a non-conforming answer is not passed on.
     let r = c.get("/v1/accounts/acc-1002").await;
-    assert_eq!((r.status.as_u16(), code(&r).as_str()), (502, "upstream-unavailable"));
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (502, "upstream-unavailable")
+    );
     assert!(!r.text().contains("frozen"));
     // An undeclared error body is replaced, its status kept.
     let r = c.get("/v1/accounts/acc-1003").await;
@@ -295,7 +385,10 @@ async fn responses_are_stripped_masked_and_checked() {
     let body = r.json();
     assert_eq!(body["creditor"]["iban"], "DE89 **** **** **** 3000");
     assert_eq!(body["debtor_iban"], "DE18 **** **** **** 5678");
-    assert_eq!(body["remittance_information"], "card 4111 1111 1111 1111", "only whole values are detected");
+    assert_eq!(
+        body["remittance_information"], "card 4111 1111 1111 1111",
+        "only whole values are detected"
+    );
     assert_eq!(body["payment_id"], "f076761b-5787-41ee-9ba6-134432fc7584");
 }
 
@@ -308,12 +401,160 @@ async fn flagged_responses_pass_and_are_counted() {
         &json!({"payment_id": "f076761b-5787-41ee-9ba6-134432fc7584", "status": "BOGUS"}).to_string(),
     );
     let h = bank_with(upstream, API_ROUTES).await;
-    let r = h.client().get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584").await;
+    let r = h
+        .client()
+        .get("/v1/payments/f076761b-5787-41ee-9ba6-134432fc7584")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let m = rampart_testkit::admin_request(Method::GET, &h.admin_url("/metrics"), None).await;
     assert!(
-        m.text().contains("rampart_validation_findings_total{kind=\"response:schema\",action=\"flag\"} 1"),
+        m.text()
+            .contains("rampart_validation_findings_total{kind=\"response:schema\",action=\"flag\"} 1"),
         "{}",
         m.text()
+    );
+}
+
+/// `rampart demo` as a newcomer runs it: a malformed and an injected
+/// payment are refused with precise problem types, a signed one is
+/// verified (and its answer signed by the gateway), the same signature
+/// over a changed body is refused.
+#[tokio::test]
+async fn the_demo_refuses_malformed_and_injected_payments_and_verifies_a_signed_one() {
+    use rampart::validate::signature::{self, Message};
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["demo", "--port", "0", "--admin-port", "0", "--dir"])
+        .arg(&demo_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let info: Value = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            if let Some(v) = std::fs::read_to_string(demo_dir.join("demo.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("demo.json");
+    let examples = info["examples"].to_string();
+    for want in [
+        "422 schema-violation",
+        "400 injection-detected",
+        "RFC 9421",
+        "invalid-digest",
+    ] {
+        assert!(examples.contains(want), "{want} not in the printed lines");
+    }
+    let gateway = info["gateway_url"].as_str().unwrap().to_owned();
+    let port: u16 = gateway.rsplit(':').next().unwrap().parse().unwrap();
+    let ca = std::fs::read_to_string(info["ca_cert"].as_str().unwrap()).unwrap();
+    let c = rampart_testkit::Client::new(&ca, ([127, 0, 0, 1], port).into(), rampart_testkit::Alpn::Http1);
+    let bound = &info["tokens"]["dpop_bound"];
+    let jwk: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(bound["key_file"].as_str().unwrap()).unwrap()).unwrap();
+    let proof_key = rampart::authn::sign::SigningKey::from_private_jwk(&jwk).unwrap();
+    let token = bound["token"].as_str().unwrap();
+    let auth = format!("DPoP {token}");
+    let url = format!("{gateway}/v1/payments");
+    let send = |body: String, extra: Vec<(String, String)>, key: &'static str| {
+        let c = c.clone();
+        let proof = proof_key
+            .dpop_proof("POST", &url, Some(token), rampart::authn::sign::unix_now(), None)
+            .unwrap();
+        let auth = auth.clone();
+        async move {
+            let mut h: Vec<(&str, &str)> = vec![
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+                ("authorization", &auth),
+                ("dpop", &proof),
+            ];
+            h.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            c.send(Method::POST, "/v1/payments", &h, body).await
+        }
+    };
+    let payment = json!({"debtor_account": "acc-1001", "instructed_amount": {"amount": "125.00", "currency": "EUR"},
+        "creditor": {"name": "ACME Energy GmbH", "iban": "DE89370400440532013000"}, "remittance_information": "Invoice 2026-117"});
+    let mut malformed = payment.clone();
+    malformed["creditor"]["iban"] = json!("DE89370400440532013001");
+    let r = send(malformed.to_string(), vec![], "t-malformed").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (422, "schema-violation"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["pointer"], "/creditor/iban");
+    let mut injected = payment.clone();
+    injected["remittance_information"] = json!("x' OR '1'='1");
+    let r = send(injected.to_string(), vec![], "t-injected").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "injection-detected"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["pointer"], "/remittance_information");
+    // Signed as `rampart sign` does, with the partner key demo.json names.
+    let key_text = std::fs::read_to_string(info["signing"]["key_file"].as_str().unwrap()).unwrap();
+    let key = rampart::authn::sign::SigningKey::load(&key_text, None).unwrap();
+    let body = payment.to_string();
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "content-digest",
+        signature::content_digest(body.as_bytes()).parse().unwrap(),
+    );
+    h.insert("authorization", auth.parse().unwrap());
+    let authority = format!("localhost:{port}");
+    let m = Message {
+        method: "POST",
+        scheme: "https",
+        authority: &authority,
+        path: "/v1/payments",
+        query: None,
+        status: None,
+        headers: &h,
+    };
+    let components = rampart::validate::config::default_components();
+    let (input, sig) = signature::sign_message(
+        &key,
+        key.kid(),
+        &components,
+        rampart::authn::sign::unix_now(),
+        Some("demo-1"),
+        &m,
+        "sig1",
+    )
+    .unwrap();
+    let headers = vec![
+        (
+            "content-digest".to_owned(),
+            h["content-digest"].to_str().unwrap().to_owned(),
+        ),
+        ("signature-input".to_owned(), input),
+        ("signature".to_owned(), sig),
+    ];
+    let r = send(body.clone(), headers.clone(), "t-signed").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.header("signature-input")
+            .is_some_and(|v| v.starts_with("rampart=")),
+        "the answer is signed"
+    );
+    let r = send(body.replace("125.00", "9125.00"), headers, "t-tampered").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "invalid-digest"),
+        "{}",
+        r.text()
     );
 }

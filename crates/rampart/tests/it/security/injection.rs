@@ -86,10 +86,17 @@ async fn query_parameters_keys_and_scanned_headers_are_checked_too() {
         ("/block/notes?q=1%27%20OR%20%271%27%3D%271", "/query/q"),
         ("/block/notes?file=..%2F..%2Fetc%2Fpasswd", "/query/file"),
         ("/block/notes?user%5B%24ne%5D=1", "/query/user[$ne]"),
-        ("/block/notes?callback=http%3A%2F%2F169.254.169.254%2Flatest", "/query/callback"),
+        (
+            "/block/notes?callback=http%3A%2F%2F169.254.169.254%2Flatest",
+            "/query/callback",
+        ),
     ] {
         let r = c.get(path).await;
-        assert_eq!((r.status.as_u16(), code(&r).as_str()), (400, "injection-detected"), "{path}");
+        assert_eq!(
+            (r.status.as_u16(), code(&r).as_str()),
+            (400, "injection-detected"),
+            "{path}"
+        );
         assert_eq!(r.json()["pointer"], pointer, "{path}");
     }
     // An operator as an object key (`{"password": {"$ne": null}}`).
@@ -101,18 +108,34 @@ async fn query_parameters_keys_and_scanned_headers_are_checked_too() {
             r#"{"user":"admin","password":{"$ne":null}}"#,
         )
         .await;
-    assert_eq!((r.status.as_u16(), code(&r).as_str()), (400, "injection-detected"));
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "injection-detected")
+    );
     assert_eq!(r.json()["pointer"], "/password/$ne");
     let r = c
-        .send(Method::GET, "/block/notes", &[("x-customer-ref", "<script>alert(1)</script>")], "")
+        .send(
+            Method::GET,
+            "/block/notes",
+            &[("x-customer-ref", "<script>alert(1)</script>")],
+            "",
+        )
         .await;
-    assert_eq!((r.status.as_u16(), code(&r).as_str()), (400, "injection-detected"));
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "injection-detected")
+    );
     assert_eq!(r.json()["pointer"], "/header/x-customer-ref");
     assert_eq!(h.upstream.count(), 0);
     // User-Agent is not scanned unless listed: browsers send parentheses
     // and semicolons.
     let r = c
-        .send(Method::GET, "/block/notes?q=O%27Brien", &[("user-agent", "Mozilla/5.0 (X11; Linux x86_64) rv:1=1")], "")
+        .send(
+            Method::GET,
+            "/block/notes?q=O%27Brien",
+            &[("user-agent", "Mozilla/5.0 (X11; Linux x86_64) rv:1=1")],
+            "",
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
@@ -120,7 +143,12 @@ async fn query_parameters_keys_and_scanned_headers_are_checked_too() {
 #[tokio::test]
 async fn a_flag_route_passes_injections_and_counts_them() {
     let h = Harness::start(ROUTES).await;
-    let payloads = ["' OR '1'='1", "<img src=x onerror=alert(1)>", "../../etc/passwd", "http://127.0.0.1:6379/"];
+    let payloads = [
+        "' OR '1'='1",
+        "<img src=x onerror=alert(1)>",
+        "../../etc/passwd",
+        "http://127.0.0.1:6379/",
+    ];
     for p in payloads {
         let r = note(&h, "/flag/notes", p).await;
         assert_eq!(r.status, 200, "{p}: {}", r.text());
@@ -128,7 +156,8 @@ async fn a_flag_route_passes_injections_and_counts_them() {
     assert_eq!(h.upstream.count(), payloads.len());
     let m = rampart_testkit::admin_request(Method::GET, &h.admin_url("/metrics"), None).await;
     for class in ["sqli", "xss", "path-traversal", "ssrf"] {
-        let line = format!("rampart_validation_findings_total{{kind=\"injection:{class}\",action=\"flag\"}} 1");
+        let line =
+            format!("rampart_validation_findings_total{{kind=\"injection:{class}\",action=\"flag\"}} 1");
         assert!(m.text().contains(&line), "{line}\n{}", m.text());
     }
 }

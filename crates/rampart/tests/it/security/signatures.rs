@@ -13,7 +13,8 @@ use rampart_testkit::{Harness, RecordingUpstream, TestResponse};
 
 use crate::validate::code;
 
-const PAYMENT: &str = r#"{"debtor_account":"acc-1001","instructed_amount":{"amount":"125.00","currency":"EUR"}}"#;
+const PAYMENT: &str =
+    r#"{"debtor_account":"acc-1001","instructed_amount":{"amount":"125.00","currency":"EUR"}}"#;
 
 struct Signed {
     h: Harness,
@@ -52,7 +53,12 @@ sign_response = true
     );
     let jwks = key.jwks().to_string();
     let private = serde_json::Value::Object(gateway.private_jwk().unwrap()).to_string();
-    let h = Harness::start_with_files(upstream, &policy, &[("partner.jwks.json", &jwks), ("gateway.jwk", &private)]).await;
+    let h = Harness::start_with_files(
+        upstream,
+        &policy,
+        &[("partner.jwks.json", &jwks), ("gateway.jwk", &private)],
+    )
+    .await;
     Signed {
         h,
         key,
@@ -71,11 +77,24 @@ impl Signed {
 
     /// Signature headers for `body` (`created` at `created`, nonce
     /// `nonce`), covering `components`, over the headers `extra`.
-    fn sign(&self, body: &str, created: i64, nonce: &str, components: &[&str], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn sign(
+        &self,
+        body: &str,
+        created: i64,
+        nonce: &str,
+        components: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
         let mut h = HeaderMap::new();
-        h.insert("content-digest", HeaderValue::from_str(&signature::content_digest(body.as_bytes())).unwrap());
+        h.insert(
+            "content-digest",
+            HeaderValue::from_str(&signature::content_digest(body.as_bytes())).unwrap(),
+        );
         for (k, v) in extra {
-            h.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         let authority = self.authority();
         let m = Message {
@@ -88,7 +107,16 @@ impl Signed {
             headers: &h,
         };
         let components: Vec<String> = components.iter().map(|s| s.to_string()).collect();
-        let (input, sig) = signature::sign_message(&self.key, self.key.kid(), &components, created, Some(nonce), &m, "sig1").unwrap();
+        let (input, sig) = signature::sign_message(
+            &self.key,
+            self.key.kid(),
+            &components,
+            created,
+            Some(nonce),
+            &m,
+            "sig1",
+        )
+        .unwrap();
         let mut out: Vec<(String, String)> = h
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
@@ -101,11 +129,20 @@ impl Signed {
     async fn send(&self, headers: &[(String, String)], body: &str) -> TestResponse {
         let mut all: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         all.push(("content-type", "application/json"));
-        self.h.client().send(Method::POST, "/v1/payments", &all, body.to_owned()).await
+        self.h
+            .client()
+            .send(Method::POST, "/v1/payments", &all, body.to_owned())
+            .await
     }
 }
 
-const ALL: &[&str] = &["@method", "@target-uri", "@authority", "content-digest", "x-request-nonce"];
+const ALL: &[&str] = &[
+    "@method",
+    "@target-uri",
+    "@authority",
+    "content-digest",
+    "x-request-nonce",
+];
 
 fn refused(s: &Signed, r: &TestResponse, status: u16, problem: &str, what: &str, before: usize) {
     assert_eq!(r.status, status, "{what}: {}", r.text());
@@ -122,17 +159,45 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.h.upstream.requests()[0].body, PAYMENT.as_bytes());
     // Replayed: the same signature (same nonce) again.
-    refused(&s, &s.send(&ok, PAYMENT).await, 401, "invalid-signature", "replay", 1);
+    refused(
+        &s,
+        &s.send(&ok, PAYMENT).await,
+        401,
+        "invalid-signature",
+        "replay",
+        1,
+    );
     // Expired: created ten minutes ago.
     let old = s.sign(PAYMENT, now() - 600, "n-2", ALL, &extra);
-    refused(&s, &s.send(&old, PAYMENT).await, 401, "invalid-signature", "expired", 1);
+    refused(
+        &s,
+        &s.send(&old, PAYMENT).await,
+        401,
+        "invalid-signature",
+        "expired",
+        1,
+    );
     // Created in the future.
     let future = s.sign(PAYMENT, now() + 600, "n-3", ALL, &extra);
-    refused(&s, &s.send(&future, PAYMENT).await, 401, "invalid-signature", "future", 1);
+    refused(
+        &s,
+        &s.send(&future, PAYMENT).await,
+        401,
+        "invalid-signature",
+        "future",
+        1,
+    );
     // The body changed after signing (its digest still the old one).
     let tampered = PAYMENT.replace("125.00", "9125.00");
     let sig = s.sign(PAYMENT, now(), "n-4", ALL, &extra);
-    refused(&s, &s.send(&sig, &tampered).await, 400, "invalid-digest", "body changed", 1);
+    refused(
+        &s,
+        &s.send(&sig, &tampered).await,
+        400,
+        "invalid-digest",
+        "body changed",
+        1,
+    );
     // ... and with a digest recomputed by the attacker: the signature fails.
     let mut sig = s.sign(PAYMENT, now(), "n-5", ALL, &extra);
     for (k, v) in &mut sig {
@@ -140,7 +205,14 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
             *v = signature::content_digest(tampered.as_bytes());
         }
     }
-    refused(&s, &s.send(&sig, &tampered).await, 401, "invalid-signature", "digest replaced", 1);
+    refused(
+        &s,
+        &s.send(&sig, &tampered).await,
+        401,
+        "invalid-signature",
+        "digest replaced",
+        1,
+    );
     // A covered header changed after signing.
     let mut sig = s.sign(PAYMENT, now(), "n-6", ALL, &extra);
     for (k, v) in &mut sig {
@@ -148,12 +220,39 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
             *v = "xyz".into();
         }
     }
-    refused(&s, &s.send(&sig, PAYMENT).await, 401, "invalid-signature", "header changed", 1);
+    refused(
+        &s,
+        &s.send(&sig, PAYMENT).await,
+        401,
+        "invalid-signature",
+        "header changed",
+        1,
+    );
     // A header the route requires, not covered.
-    let partial = s.sign(PAYMENT, now(), "n-7", &["@method", "@target-uri", "@authority", "content-digest"], &extra);
-    refused(&s, &s.send(&partial, PAYMENT).await, 401, "invalid-signature", "header not covered", 1);
+    let partial = s.sign(
+        PAYMENT,
+        now(),
+        "n-7",
+        &["@method", "@target-uri", "@authority", "content-digest"],
+        &extra,
+    );
+    refused(
+        &s,
+        &s.send(&partial, PAYMENT).await,
+        401,
+        "invalid-signature",
+        "header not covered",
+        1,
+    );
     // Unsigned.
-    refused(&s, &s.send(&[("x-request-nonce".into(), "abc".into())], PAYMENT).await, 401, "invalid-signature", "unsigned", 1);
+    refused(
+        &s,
+        &s.send(&[("x-request-nonce".into(), "abc".into())], PAYMENT).await,
+        401,
+        "invalid-signature",
+        "unsigned",
+        1,
+    );
     // Signed by an unknown key.
     let other = SigningKey::generate(Algorithm::EdDSA).unwrap();
     let stranger = Signed {
@@ -165,15 +264,42 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
     // Signed for this gateway's authority.
     let authority = s.authority();
     let mut h = HeaderMap::new();
-    h.insert("content-digest", HeaderValue::from_str(&signature::content_digest(PAYMENT.as_bytes())).unwrap());
+    h.insert(
+        "content-digest",
+        HeaderValue::from_str(&signature::content_digest(PAYMENT.as_bytes())).unwrap(),
+    );
     h.insert("x-request-nonce", HeaderValue::from_static("abc"));
-    let m = Message { method: "POST", scheme: "https", authority: &authority, path: "/v1/payments", query: None, status: None, headers: &h };
+    let m = Message {
+        method: "POST",
+        scheme: "https",
+        authority: &authority,
+        path: "/v1/payments",
+        query: None,
+        status: None,
+        headers: &h,
+    };
     let comps: Vec<String> = ALL.iter().map(|c| c.to_string()).collect();
-    let (i, g) = signature::sign_message(&stranger.key, stranger.key.kid(), &comps, now(), Some("n-8"), &m, "sig1").unwrap();
+    let (i, g) = signature::sign_message(
+        &stranger.key,
+        stranger.key.kid(),
+        &comps,
+        now(),
+        Some("n-8"),
+        &m,
+        "sig1",
+    )
+    .unwrap();
     sig.retain(|(k, _)| k != "signature-input" && k != "signature");
     sig.push(("signature-input".into(), i));
     sig.push(("signature".into(), g));
-    refused(&s, &s.send(&sig, PAYMENT).await, 401, "invalid-signature", "unknown key", 1);
+    refused(
+        &s,
+        &s.send(&sig, PAYMENT).await,
+        401,
+        "invalid-signature",
+        "unknown key",
+        1,
+    );
     // Sanity: a fresh signature still works.
     let fresh = s.sign(PAYMENT, now(), "n-9", ALL, &extra);
     assert_eq!(s.send(&fresh, PAYMENT).await.status, 200);
@@ -182,25 +308,57 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
 #[tokio::test]
 async fn responses_are_signed_by_the_gateway() {
     let s = start().await;
-    let r = s.send(&s.sign(PAYMENT, now(), "r-1", ALL, &[("x-request-nonce", "abc")]), PAYMENT).await;
+    let r = s
+        .send(
+            &s.sign(PAYMENT, now(), "r-1", ALL, &[("x-request-nonce", "abc")]),
+            PAYMENT,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let input = r.header("signature-input").unwrap().to_owned();
-    assert!(input.starts_with("rampart=(\"@status\" \"content-type\" \"content-digest\")"), "{input}");
+    assert!(
+        input.starts_with("rampart=(\"@status\" \"content-type\" \"content-digest\")"),
+        "{input}"
+    );
     assert!(input.contains("keyid=\"gateway-2026\""), "{input}");
     signature::check_content_digest(r.header("content-digest").unwrap(), &r.body).unwrap();
     // Verify the signature with the gateway's public key.
     let keys = signature::keys_from_jwks(&s.gateway_jwks).unwrap();
     let params = input.strip_prefix("rampart=").unwrap();
-    let m = Message { method: "", scheme: "", authority: "", path: "", query: None, status: Some(200), headers: &r.headers };
-    let base = signature::signature_base(&["@status".into(), "content-type".into(), "content-digest".into()], params, &m).unwrap();
+    let m = Message {
+        method: "",
+        scheme: "",
+        authority: "",
+        path: "",
+        query: None,
+        status: Some(200),
+        headers: &r.headers,
+    };
+    let base = signature::signature_base(
+        &["@status".into(), "content-type".into(), "content-digest".into()],
+        params,
+        &m,
+    )
+    .unwrap();
     let sig = r.header("signature").unwrap();
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(sig.trim_start_matches("rampart=:").trim_end_matches(':'))
         .unwrap();
-    assert!(keys[0].1.verify(base.as_bytes(), &raw), "the response signature verifies");
+    assert!(
+        keys[0].1.verify(base.as_bytes(), &raw),
+        "the response signature verifies"
+    );
     // A changed status would not.
-    let m = Message { status: Some(201), ..m };
-    let base = signature::signature_base(&["@status".into(), "content-type".into(), "content-digest".into()], params, &m).unwrap();
+    let m = Message {
+        status: Some(201),
+        ..m
+    };
+    let base = signature::signature_base(
+        &["@status".into(), "content-type".into(), "content-digest".into()],
+        params,
+        &m,
+    )
+    .unwrap();
     assert!(!keys[0].1.verify(base.as_bytes(), &raw));
 }

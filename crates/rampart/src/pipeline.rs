@@ -241,11 +241,14 @@ async fn validate(
     let authority = ex.host.clone().unwrap_or_default();
     let view = crate::validate::RequestView {
         method: &parts.method,
-        scheme: if ex.conn.tls.is_some() { "https" } else { "http" },
-        authority: &authority,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers,
+        msg: crate::validate::signature::Message::request(
+            parts.method.as_str(),
+            if ex.conn.tls.is_some() { "https" } else { "http" },
+            &authority,
+            parts.uri.path(),
+            parts.uri.query(),
+            headers,
+        ),
         params: &params,
     };
     let before = ex.signals.len();

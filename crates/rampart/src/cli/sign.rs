@@ -127,15 +127,14 @@ fn parse(r: &RequestArgs) -> Result<Parsed, String> {
 
 impl Parsed {
     fn message(&self) -> Message<'_> {
-        Message {
-            method: &self.method,
-            scheme: &self.scheme,
-            authority: &self.authority,
-            path: &self.path,
-            query: self.query.as_deref(),
-            status: None,
-            headers: &self.headers,
-        }
+        Message::request(
+            &self.method,
+            &self.scheme,
+            &self.authority,
+            &self.path,
+            self.query.as_deref(),
+            &self.headers,
+        )
     }
 }
 

@@ -605,16 +605,9 @@ pub struct RouteValidation {
 pub struct RequestView<'a> {
     /// Method.
     pub method: &'a Method,
-    /// `http` or `https`.
-    pub scheme: &'a str,
-    /// The request's authority (as routed).
-    pub authority: &'a str,
-    /// The path as sent.
-    pub path: &'a str,
-    /// The query as sent.
-    pub query: Option<&'a str>,
-    /// Headers (with `Authorization` as the client sent it).
-    pub headers: &'a HeaderMap,
+    /// Scheme, authority (as routed), path and query as sent, headers (with
+    /// `Authorization` as the client sent it): what a signature covers.
+    pub msg: signature::Message<'a>,
     /// Path parameters, decoded, named as the route names them.
     pub params: &'a [(Arc<str>, String)],
 }
@@ -654,9 +647,9 @@ impl RouteValidation {
         body: &Bytes,
         json: Option<Value>,
     ) -> Result<Option<Value>, ValidateError> {
-        check_headers(req.headers)?;
+        check_headers(req.msg.headers)?;
         let op = self.op(req.method);
-        let media = media_type(req.headers);
+        let media = media_type(req.msg.headers);
         if !body.is_empty() {
             let ok = media
                 .as_deref()
@@ -666,17 +659,8 @@ impl RouteValidation {
             }
         }
         if let (Some(sig), Some(sigs)) = (&self.signature, &v.signatures) {
-            let m = signature::Message {
-                method: req.method.as_str(),
-                scheme: req.scheme,
-                authority: req.authority,
-                path: req.path,
-                query: req.query,
-                status: None,
-                headers: req.headers,
-            };
             if let Some(ok) = sigs
-                .verify(sig, &m, body)
+                .verify(sig, &req.msg, body)
                 .await
                 .map_err(ValidateError::Signature)?
             {
@@ -693,7 +677,7 @@ impl RouteValidation {
             for (name, value) in req.params {
                 strings.push((format!("/path/{}", openapi::escape(name)), value.clone()));
             }
-            if let Some(q) = req.query {
+            if let Some(q) = req.msg.query {
                 for (k, val) in url::form_urlencoded::parse(q.as_bytes()) {
                     let pointer = format!("/query/{}", openapi::escape(&k));
                     strings.push((pointer.clone(), k.into_owned()));
@@ -702,7 +686,7 @@ impl RouteValidation {
             }
         }
         for h in &self.scan_headers {
-            for val in req.headers.get_all(h) {
+            for val in req.msg.headers.get_all(h) {
                 if let Ok(s) = std::str::from_utf8(val.as_bytes()) {
                     strings.push((format!("/header/{h}"), s.to_owned()));
                 }
@@ -808,6 +792,7 @@ fn check_params(
     strings: &mut Vec<(String, String)>,
 ) -> Result<(), ValidateError> {
     let query: Vec<(String, String)> = req
+        .msg
         .query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -847,7 +832,7 @@ fn check_params(
                 .collect(),
             ParamIn::Header => {
                 let mut out = Vec::new();
-                for v in req.headers.get_all(p.name.as_str()) {
+                for v in req.msg.headers.get_all(p.name.as_str()) {
                     out.push(
                         std::str::from_utf8(v.as_bytes())
                             .map_err(|_| invalid("not UTF-8"))?

@@ -207,6 +207,36 @@ pub struct Message<'a> {
     pub headers: &'a HeaderMap,
 }
 
+impl<'a> Message<'a> {
+    /// A request: `method scheme://authority path?query` with `headers`.
+    pub fn request(
+        method: &'a str,
+        scheme: &'a str,
+        authority: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        Self {
+            method,
+            scheme,
+            authority,
+            path,
+            query,
+            status: None,
+            headers,
+        }
+    }
+
+    /// A response with `status` and `headers`.
+    pub fn response(status: u16, headers: &'a HeaderMap) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::request("", "", "", "", None, headers)
+        }
+    }
+}
+
 /// One covered component, as written in `Signature-Input`.
 fn component_value(name: &str, m: &Message<'_>) -> Result<String, SigError> {
     let bad = || SigError::BadComponent(name.to_owned());
@@ -583,15 +613,7 @@ impl Signatures {
             &components,
             self.now(),
             None,
-            &Message {
-                method: "",
-                scheme: "",
-                authority: "",
-                path: "",
-                query: None,
-                status: Some(status),
-                headers,
-            },
+            &Message::response(status, headers),
             "rampart",
         )
         .map_err(|e| e.to_string())?;

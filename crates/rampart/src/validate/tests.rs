@@ -433,15 +433,14 @@ async fn rfc9421_b26_ed25519_base_signature_and_verification() {
     let v = vector("rfc9421-b26-ed25519.json");
     let r = &v["request"];
     let h = headers_of(&r["headers"]);
-    let m = Message {
-        method: "POST",
-        scheme: "https",
-        authority: "example.com",
-        path: "/foo",
-        query: Some("param=Value&Pet=dog"),
-        status: None,
-        headers: &h,
-    };
+    let m = Message::request(
+        "POST",
+        "https",
+        "example.com",
+        "/foo",
+        Some("param=Value&Pet=dog"),
+        &h,
+    );
     let components: Vec<String> = v["components"]
         .as_array()
         .unwrap()
@@ -534,15 +533,7 @@ fn rfc9421_b24_ecdsa_p256_response_signature_verifies() {
     let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
     let key = VerifyKey::EcP256(der[der.len() - 65..].to_vec());
     let h = headers_of(&v["response"]["headers"]);
-    let m = Message {
-        method: "",
-        scheme: "",
-        authority: "",
-        path: "",
-        query: None,
-        status: Some(200),
-        headers: &h,
-    };
+    let m = Message::response(200, &h);
     let components: Vec<String> = v["components"]
         .as_array()
         .unwrap()
@@ -605,15 +596,7 @@ async fn sign_then_verify_with_nonce_replay_and_body_change() {
         "content-digest",
         HeaderValue::from_str(&signature::content_digest(body)).unwrap(),
     );
-    let m = Message {
-        method: "POST",
-        scheme: "https",
-        authority: "api.bank.test",
-        path: "/v1/payments",
-        query: None,
-        status: None,
-        headers: &h,
-    };
+    let m = Message::request("POST", "https", "api.bank.test", "/v1/payments", None, &h);
     let components = super::config::default_components();
     let (input, sig) = signature::sign_message(
         &key,

@@ -66,6 +66,15 @@ sign_response = true
     }
 }
 
+/// Changes one header of a signed request (after signing).
+fn set(headers: &mut [(String, String)], name: &str, value: &str) {
+    for (k, v) in headers.iter_mut() {
+        if k == name {
+            *v = value.to_owned();
+        }
+    }
+}
+
 fn now() -> i64 {
     rampart::authn::sign::unix_now()
 }
@@ -85,6 +94,19 @@ impl Signed {
         components: &[&str],
         extra: &[(&str, &str)],
     ) -> Vec<(String, String)> {
+        self.sign_by(&self.key, body, created, nonce, components, extra)
+    }
+
+    /// [`Signed::sign`] with another key.
+    fn sign_by(
+        &self,
+        key: &SigningKey,
+        body: &str,
+        created: i64,
+        nonce: &str,
+        components: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
         let mut h = HeaderMap::new();
         h.insert(
             "content-digest",
@@ -97,26 +119,10 @@ impl Signed {
             );
         }
         let authority = self.authority();
-        let m = Message {
-            method: "POST",
-            scheme: "https",
-            authority: &authority,
-            path: "/v1/payments",
-            query: None,
-            status: None,
-            headers: &h,
-        };
+        let m = Message::request("POST", "https", &authority, "/v1/payments", None, &h);
         let components: Vec<String> = components.iter().map(|s| s.to_string()).collect();
-        let (input, sig) = signature::sign_message(
-            &self.key,
-            self.key.kid(),
-            &components,
-            created,
-            Some(nonce),
-            &m,
-            "sig1",
-        )
-        .unwrap();
+        let (input, sig) =
+            signature::sign_message(key, key.kid(), &components, created, Some(nonce), &m, "sig1").unwrap();
         let mut out: Vec<(String, String)> = h
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
@@ -200,11 +206,11 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
     );
     // ... and with a digest recomputed by the attacker: the signature fails.
     let mut sig = s.sign(PAYMENT, now(), "n-5", ALL, &extra);
-    for (k, v) in &mut sig {
-        if k == "content-digest" {
-            *v = signature::content_digest(tampered.as_bytes());
-        }
-    }
+    set(
+        &mut sig,
+        "content-digest",
+        &signature::content_digest(tampered.as_bytes()),
+    );
     refused(
         &s,
         &s.send(&sig, &tampered).await,
@@ -215,11 +221,7 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
     );
     // A covered header changed after signing.
     let mut sig = s.sign(PAYMENT, now(), "n-6", ALL, &extra);
-    for (k, v) in &mut sig {
-        if k == "x-request-nonce" {
-            *v = "xyz".into();
-        }
-    }
+    set(&mut sig, "x-request-nonce", "xyz");
     refused(
         &s,
         &s.send(&sig, PAYMENT).await,
@@ -254,44 +256,8 @@ async fn a_signed_request_passes_once_and_every_tampering_is_refused() {
         1,
     );
     // Signed by an unknown key.
-    let other = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let stranger = Signed {
-        h: Harness::start("").await,
-        key: other,
-        gateway_jwks: String::new(),
-    };
-    let mut sig = stranger.sign(PAYMENT, now(), "n-8", ALL, &extra);
-    // Signed for this gateway's authority.
-    let authority = s.authority();
-    let mut h = HeaderMap::new();
-    h.insert(
-        "content-digest",
-        HeaderValue::from_str(&signature::content_digest(PAYMENT.as_bytes())).unwrap(),
-    );
-    h.insert("x-request-nonce", HeaderValue::from_static("abc"));
-    let m = Message {
-        method: "POST",
-        scheme: "https",
-        authority: &authority,
-        path: "/v1/payments",
-        query: None,
-        status: None,
-        headers: &h,
-    };
-    let comps: Vec<String> = ALL.iter().map(|c| c.to_string()).collect();
-    let (i, g) = signature::sign_message(
-        &stranger.key,
-        stranger.key.kid(),
-        &comps,
-        now(),
-        Some("n-8"),
-        &m,
-        "sig1",
-    )
-    .unwrap();
-    sig.retain(|(k, _)| k != "signature-input" && k != "signature");
-    sig.push(("signature-input".into(), i));
-    sig.push(("signature".into(), g));
+    let stranger = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let sig = s.sign_by(&stranger, PAYMENT, now(), "n-8", ALL, &extra);
     refused(
         &s,
         &s.send(&sig, PAYMENT).await,
@@ -325,15 +291,7 @@ async fn responses_are_signed_by_the_gateway() {
     // Verify the signature with the gateway's public key.
     let keys = signature::keys_from_jwks(&s.gateway_jwks).unwrap();
     let params = input.strip_prefix("rampart=").unwrap();
-    let m = Message {
-        method: "",
-        scheme: "",
-        authority: "",
-        path: "",
-        query: None,
-        status: Some(200),
-        headers: &r.headers,
-    };
+    let m = Message::response(200, &r.headers);
     let base = signature::signature_base(
         &["@status".into(), "content-type".into(), "content-digest".into()],
         params,

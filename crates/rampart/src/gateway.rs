@@ -190,23 +190,15 @@ impl Gateway {
                 clock.clone(),
             ))
         });
-        let validation = match crate::validate::Validation::from_config(
+        let (validation, validation_problems) = crate::validate::Validation::from_config(
             cfg,
             loaded,
             clock.clone(),
             traffic.redis.as_ref(),
             traffic.redis_configured,
             nonces,
-        ) {
-            Ok((v, warnings)) => {
-                problems.extend(warnings);
-                v
-            }
-            Err(p) => {
-                problems.extend(p);
-                crate::validate::Validation::default()
-            }
-        };
+        );
+        problems.extend(validation_problems);
         // Routes generated from `[[apis]] routes = "generate"` join the policy's.
         let route_configs = validation.routes(&cfg.routes);
         let router = Router::from_config(

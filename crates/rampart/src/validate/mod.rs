@@ -180,6 +180,9 @@ pub struct Validation {
     pub apis: Vec<Api>,
     /// `[signatures]`.
     pub signatures: Option<Arc<signature::Signatures>>,
+    /// Names of `[[apis]]` that did not load (their problems are reported;
+    /// routes naming them are not reported again).
+    failed: Vec<String>,
 }
 
 fn kind_of(spec: &Spec, pointer: &str, depth: usize) -> Kind {
@@ -299,8 +302,9 @@ fn same_shape(a: &str, b: &str) -> bool {
 }
 
 impl Validation {
-    /// Loads `[[apis]]` and `[signatures]`; also returns warnings (spec
-    /// problems that do not stop it from being used).
+    /// Loads `[[apis]]` and `[signatures]`, with every problem found
+    /// (warnings too: spec problems that do not stop a spec from being
+    /// used). What loaded is kept, so routes are checked against it.
     pub fn from_config(
         cfg: &GatewayConfig,
         loaded: &LoadedConfig,
@@ -308,37 +312,34 @@ impl Validation {
         redis: Option<&Arc<crate::rate_limit::redis::RedisStore>>,
         redis_configured: bool,
         nonces: &Arc<crate::authn::dpop::MemoryReplayCache>,
-    ) -> Result<(Self, Vec<ConfigProblem>), Vec<ConfigProblem>> {
+    ) -> (Self, Vec<ConfigProblem>) {
         let mut problems = Vec::new();
         let mut apis = Vec::new();
+        let mut failed = Vec::new();
         for (i, a) in cfg.apis.iter().enumerate() {
             match Self::api(i, a, cfg, loaded) {
                 Ok((api, warnings)) => {
                     problems.extend(warnings);
                     apis.push(api);
                 }
-                Err(p) => problems.extend(p),
-            }
-        }
-        let signatures = match &cfg.signatures {
-            None => None,
-            Some(s) => {
-                match response::signatures_from_config(s, loaded, clock, redis, redis_configured, nonces) {
-                    Ok(s) => Some(Arc::new(s)),
-                    Err(p) => {
-                        problems.extend(p);
-                        None
-                    }
+                Err(p) => {
+                    failed.push(a.name.clone());
+                    problems.extend(p);
                 }
             }
-        };
-        if problems
-            .iter()
-            .any(|p| p.severity == crate::config::Severity::Error)
-        {
-            return Err(problems);
         }
-        Ok((Self { apis, signatures }, problems))
+        let signatures = cfg.signatures.as_ref().map(|s| {
+            let (sigs, p) =
+                response::signatures_from_config(s, loaded, clock, redis, redis_configured, nonces);
+            problems.extend(p);
+            Arc::new(sigs)
+        });
+        let v = Self {
+            apis,
+            signatures,
+            failed,
+        };
+        (v, problems)
     }
 
     fn api(
@@ -461,6 +462,9 @@ impl Validation {
         let at = |k: &str| format!("routes[{i}].{k}");
         let mut problems = Vec::new();
         let explicit = r.validate.as_ref().and_then(|v| v.api.as_deref());
+        if explicit.is_some_and(|n| self.failed.iter().any(|f| f == n)) {
+            return Ok(None); // the API's own problems are reported
+        }
         let api = match explicit {
             Some(name) => match self.apis.iter().find(|a| a.name == name) {
                 Some(a) => Some(a),

@@ -57,13 +57,25 @@ impl ResponseGuard {
                 remove: Vec::new(),
                 mask: cfg.mask.clone(),
             };
-            Some(View::from_config(at, &view)?)
+            Some(View::from_config(at, &view))
         };
+        let mut problems = Vec::new();
         if cfg.reveal_scope.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            return Err(vec![ConfigProblem::error(
+            problems.push(ConfigProblem::error(
                 format!("{at}.reveal_scope"),
                 "must not be empty",
-            )]);
+            ));
+        }
+        let mask = match mask {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(p)) => {
+                problems.extend(p);
+                None
+            }
+        };
+        if !problems.is_empty() {
+            return Err(problems);
         }
         Ok(Self {
             check: cfg.check,
@@ -435,7 +447,8 @@ pub fn route_signature(
 }
 
 /// Validates `[signatures]`, reading every client's JWKS and the response
-/// key.
+/// key; what loaded is returned with the problems (routes are checked
+/// against it; any error still stops the policy).
 pub fn signatures_from_config(
     cfg: &SignaturesConfig,
     loaded: &LoadedConfig,
@@ -443,7 +456,7 @@ pub fn signatures_from_config(
     redis: Option<&Arc<crate::rate_limit::redis::RedisStore>>,
     redis_configured: bool,
     nonces: &Arc<crate::authn::dpop::MemoryReplayCache>,
-) -> Result<Signatures, Vec<ConfigProblem>> {
+) -> (Signatures, Vec<ConfigProblem>) {
     let mut problems = Vec::new();
     let mut clients = Vec::new();
     for (i, c) in cfg.clients.iter().enumerate() {
@@ -522,15 +535,13 @@ pub fn signatures_from_config(
             nonces.clone()
         }
     };
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Signatures {
+    let sigs = Signatures {
         clients,
         max_age: cfg.max_age,
         clock_skew: cfg.clock_skew,
         nonces: store,
         response_key,
         clock,
-    })
+    };
+    (sigs, problems)
 }

@@ -264,9 +264,26 @@ authn = "none"
     );
     let file = dir.path().join("rampart.toml");
     std::fs::write(&file, policy).unwrap();
+    // A second document with a problem: named by file, line and pointer.
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /x:\n    get:\n      parameters:\n        - $ref: 'other.yaml#/p'\n      responses: {}\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{text}\n[[apis]]\nname = \"broken\"\nspec = \"broken.yaml\"\n"),
+    )
+    .unwrap();
     let errors = rampart::runtime::check(&file).unwrap_err().to_string();
     assert!(
         errors.contains("routes[0].methods[1]: `DELETE /v1/accounts` is not declared by api `bank`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("error: apis[1].spec: ")
+            && errors.contains("broken.yaml:7: #/paths/~1x/get/parameters/0: external reference"),
         "{errors}"
     );
     assert!(

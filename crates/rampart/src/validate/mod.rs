@@ -728,20 +728,34 @@ impl RouteValidation {
             }
         }
         if self.injection != Action::Off {
-            if let Some(doc) = &doc {
-                collect_strings(doc, &mut vec![], &mut strings, 0);
-            }
+            let block = self.injection == Action::Block;
+            let mut found: Vec<(InjectionClass, String)> = Vec::new();
             for (pointer, s) in &strings {
                 if let Some(class) = injection::detect(s) {
-                    let pointer = pointer.clone();
-                    if self.injection == Action::Block {
-                        return Err(ValidateError::Injection { class, pointer });
+                    found.push((class, pointer.clone()));
+                    if block {
+                        break;
                     }
-                    ex.signals.push(Signal {
-                        kind: format!("injection:{}", class.as_str()),
-                        pointer,
-                    });
                 }
+            }
+            if let (Some(doc), true) = (&doc, found.is_empty() || !block) {
+                // Pointers are built only for what is found.
+                scan_strings(doc, &mut Vec::new(), 0, &mut |path, s| {
+                    if let Some(class) = injection::detect(s) {
+                        found.push((class, pointer_of(path)));
+                        return !block;
+                    }
+                    true
+                });
+            }
+            for (class, pointer) in found {
+                if block {
+                    return Err(ValidateError::Injection { class, pointer });
+                }
+                ex.signals.push(Signal {
+                    kind: format!("injection:{}", class.as_str()),
+                    pointer,
+                });
             }
         }
         Ok(doc)
@@ -880,34 +894,67 @@ const MAX_WALK: usize = crate::body::json::MAX_DEPTH_CEILING;
 /// what injection detection scans.
 pub fn strings_of(doc: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    collect_strings(doc, &mut Vec::new(), &mut out, 0);
+    scan_strings(doc, &mut Vec::new(), 0, &mut |path, s| {
+        out.push((pointer_of(path), s.to_owned()));
+        true
+    });
     out
 }
 
-/// Every string of a document (object keys too), with its pointer.
-fn collect_strings(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, String)>, depth: usize) {
+/// One step of the path to a value: a member or an array index.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn pointer_of(path: &[Step<'_>]) -> String {
+    let segments: Vec<String> = path
+        .iter()
+        .map(|s| match s {
+            Step::Key(k) => (*k).to_owned(),
+            Step::Index(i) => i.to_string(),
+        })
+        .collect();
+    crate::body::json::pointer(&segments)
+}
+
+/// Calls `f` with the path and text of every string of a document (object
+/// keys too) until it returns false; allocates nothing per string.
+fn scan_strings<'a>(
+    v: &'a Value,
+    path: &mut Vec<Step<'a>>,
+    depth: usize,
+    f: &mut impl FnMut(&[Step<'a>], &'a str) -> bool,
+) -> bool {
     if depth > MAX_WALK {
-        return;
+        return true;
     }
-    let here = |path: &[String]| crate::body::json::pointer(path);
     match v {
-        Value::String(s) => out.push((here(path), s.clone())),
+        Value::String(s) => f(path, s),
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                path.push(i.to_string());
-                collect_strings(x, path, out, depth + 1);
+                path.push(Step::Index(i));
+                let go = scan_strings(x, path, depth + 1, f);
                 path.pop();
+                if !go {
+                    return false;
+                }
             }
+            true
         }
         Value::Object(m) => {
             for (k, x) in m {
-                path.push(k.clone());
-                out.push((here(path), k.clone()));
-                collect_strings(x, path, out, depth + 1);
+                path.push(Step::Key(k));
+                let go = f(path, k) && scan_strings(x, path, depth + 1, f);
                 path.pop();
+                if !go {
+                    return false;
+                }
             }
+            true
         }
-        _ => {}
+        _ => true,
     }
 }
 

@@ -163,11 +163,14 @@ fn inert(s: &str) -> bool {
             || matches!(c, ' ' | '-' | '_' | ',' | '@' | '+')
             || (c == '.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
     });
+    // A keyword matters only beside another token: one word alone (an id,
+    // an IBAN, an amount, a member name) is not a statement.
     chars_ok
         && !s.contains("--")
-        && !s
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|w| SQL_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
+        && (!s.contains(' ')
+            || !s
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w.len() <= 9 && SQL_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k))))
 }
 
 /// Runs a libinjection check; a panic in it counts as a detection.

@@ -901,6 +901,25 @@ pub fn strings_of(doc: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// The first string of a document (object keys too) that looks like an
+/// injection, with its pointer: what a `block` route runs on a body.
+pub fn first_injection(doc: &Value) -> Option<(InjectionClass, String)> {
+    let mut found = None;
+    scan_strings(
+        doc,
+        &mut Vec::new(),
+        0,
+        &mut |path, s| match injection::detect(s) {
+            Some(class) => {
+                found = Some((class, pointer_of(path)));
+                false
+            }
+            None => true,
+        },
+    );
+    found
+}
+
 /// One step of the path to a value: a member or an array index.
 #[derive(Debug, Clone, Copy)]
 enum Step<'a> {

@@ -342,9 +342,10 @@ fn xss_shapes(lower: &str) -> bool {
         .windows(2)
         .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?')));
     markup
-        || ["javascript:", "vbscript:", "data:text/html", "livescript:"]
-            .iter()
-            .any(|p| lower.replace(['\t', '\n', '\r', ' '], "").contains(p))
+        || (lower.contains(':')
+            && ["javascript:", "vbscript:", "data:text/html", "livescript:"]
+                .iter()
+                .any(|p| lower.replace(['\t', '\n', '\r', ' '], "").contains(p)))
         || [
             "alert(",
             "prompt(",
@@ -371,6 +372,9 @@ fn is_traversal(lower: &str) -> bool {
     // overlong / Unicode forms some servers still accept.
     let mut v = lower.to_owned();
     for _ in 0..3 {
+        if !v.contains('%') {
+            break;
+        }
         let d = percent_encoding::percent_decode_str(&v)
             .decode_utf8_lossy()
             .into_owned();
@@ -379,13 +383,15 @@ fn is_traversal(lower: &str) -> bool {
         }
         v = d;
     }
-    let v = v
-        .replace("%c0%ae", ".")
-        .replace("%c0%af", "/")
-        .replace("%c1%9c", "\\")
-        .replace('\u{2215}', "/")
-        .replace('\u{ff0e}', ".")
-        .replace('\\', "/");
+    if v.contains(['%', '\u{2215}', '\u{ff0e}', '\\']) {
+        v = v
+            .replace("%c0%ae", ".")
+            .replace("%c0%af", "/")
+            .replace("%c1%9c", "\\")
+            .replace('\u{2215}', "/")
+            .replace('\u{ff0e}', ".")
+            .replace('\\', "/");
+    }
     if v.contains("../") || v.ends_with("/..") || v == ".." || v.contains("/..;") || v.contains("..;/") {
         return true;
     }
@@ -425,7 +431,11 @@ fn is_traversal(lower: &str) -> bool {
 }
 
 fn is_nosql(lower: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(lower).decode_utf8_lossy();
+    let decoded = if lower.contains('%') {
+        percent_encoding::percent_decode_str(lower).decode_utf8_lossy()
+    } else {
+        std::borrow::Cow::Borrowed(lower)
+    };
     let lower: &str = &decoded;
     const OPS: &[&str] = &[
         "ne",
@@ -519,10 +529,16 @@ fn is_ldap(s: &str) -> bool {
 
 fn is_command(lower: &str) -> bool {
     // Newlines as a URL or a JSON-unaware client would write them.
-    let decoded = percent_encoding::percent_decode_str(lower)
-        .decode_utf8_lossy()
-        .replace("\\n", "\n");
-    let lower = decoded.as_str();
+    let decoded = if lower.contains(['%', '\\']) {
+        std::borrow::Cow::Owned(
+            percent_encoding::percent_decode_str(lower)
+                .decode_utf8_lossy()
+                .replace("\\n", "\n"),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(lower)
+    };
+    let lower: &str = &decoded;
     if lower.contains("$(") || lower.contains("${ifs") || lower.contains("${") && lower.contains('}') {
         return true;
     }

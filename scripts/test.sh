@@ -60,7 +60,11 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     (
         cd fuzz
         export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-../target}/fuzz"
-        cargo +nightly fuzz run --sanitizer none validate corpus/validate -- \
+        # New inputs go to a scratch corpus; the seeds in corpus/validate
+        # (kept in the tree, crash inputs among them) are read only.
+        work=$(mktemp -d)
+        trap 'rm -rf "$work"' EXIT
+        cargo +nightly fuzz run --sanitizer none validate "$work" corpus/validate -- \
             -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -timeout=5
     )
 else

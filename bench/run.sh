@@ -15,6 +15,10 @@
 # encrypted, chained, signed file trail with durability = "fsync" (every
 # response waits for its record's group commit); and the same with
 # durability = "write" (fsync every 50ms). Prints on/off and write/off.
+# SCENARIO=validate compares two that differ only in validation: a POST of
+# the demo payment (~230 bytes of JSON) to a route without validation, and
+# to the same route bound to an OpenAPI document (the demo's PaymentRequest
+# schema, strict JSON limits, injection detection). Prints on/off.
 #
 # Knobs (environment): SCENARIO DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS
 # LOAD_CPUS WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to
@@ -31,9 +35,9 @@ WRK_THREADS=${WRK_THREADS:-1}
 ROUNDS=${ROUNDS:-3}             # >1: targets run round-robin, medians reported
 BASE_PORT=${BASE_PORT:-18080}   # first port tried; the next free ones are used
 KEEP_TMP=${KEEP_TMP:-0}
-SCENARIO=${SCENARIO:-proxy}     # proxy | limiter | authn | audit
-[[ $SCENARIO == proxy || $SCENARIO == limiter || $SCENARIO == authn || $SCENARIO == audit ]] ||
-    { echo "bench: SCENARIO must be proxy, limiter, authn or audit" >&2; exit 2; }
+SCENARIO=${SCENARIO:-proxy}     # proxy | limiter | authn | audit | validate
+[[ $SCENARIO == proxy || $SCENARIO == limiter || $SCENARIO == authn || $SCENARIO == audit || $SCENARIO == validate ]] ||
+    { echo "bench: SCENARIO must be proxy, limiter, authn, audit or validate" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -238,6 +242,7 @@ start_rampart() {
     render "$here/rampart.toml.in" "$conf" \
         PORT="$port" ADMIN_PORT="$admin" UPSTREAM_PORT="$UPSTREAM_PORT" CERT="$CERT" KEY="$KEY"
     [[ -z $authn ]] || sed -i "s|^authn = \"none\"\$|authn = $authn\nauthz = \"authenticated\"|" "$conf"
+    [[ $SCENARIO != validate ]] || sed -i 's|^methods = \["GET"\]$|methods = ["GET", "POST"]|' "$conf"
     printf '%s\n' "$extra" >>"$conf"
     log "rampart check --config $conf"
     "$RAMPART_BIN" check --config "$conf" >&2 || die "rampart check rejected the benchmark policy $conf"
@@ -309,6 +314,38 @@ keys=(off on write)
 urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
     "https://127.0.0.1:$RAMPART_PORT2/v1/accounts"
     "https://127.0.0.1:$RAMPART_PORT3/v1/accounts")
+elif [[ $SCENARIO == validate ]]; then
+# ---------------------------------------------------------------- 5-6. validate: a spec, a payment, two Rampart
+# The demo's PaymentRequest schema, declared for POST /v1/accounts (the
+# path the benchmark upstream answers).
+{
+    printf 'openapi: 3.1.0\ninfo: {title: bench, version: "1"}\npaths:\n'
+    printf '  /v1/accounts:\n    get:\n      responses: {"200": {description: ok}}\n'
+    printf '    post:\n      requestBody:\n        required: true\n        content:\n'
+    printf '          application/json:\n            schema: {$ref: "#/components/schemas/PaymentRequest"}\n'
+    printf '      responses: {"200": {description: ok}}\n'
+    sed -n '/^components:/,$p' "$root/config/demo/bank-openapi.yaml"
+} >"$tmp/bench-openapi.yaml"
+PAYMENT='{"debtor_account":"acc-1001","instructed_amount":{"amount":"125.00","currency":"EUR"},"creditor":{"name":"ACME Energy GmbH","iban":"DE89370400440532013000"},"remittance_information":"Invoice 2026-117"}'
+printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' "'$PAYMENT'" >"$tmp/post.lua"
+free_port RAMPART_PORT2
+free_port ADMIN_PORT2
+start_rampart off "$RAMPART_PORT" "$ADMIN_PORT" ""
+start_rampart on "$RAMPART_PORT2" "$ADMIN_PORT2" "
+[[apis]]
+name = \"bench\"
+spec = \"$tmp/bench-openapi.yaml\"
+upstream = \"bank\""
+curl -sf --cacert "$CA" --resolve "localhost:$RAMPART_PORT2:127.0.0.1" -H 'content-type: application/json' \
+    -d "$PAYMENT" "https://localhost:$RAMPART_PORT2/v1/accounts" >/dev/null || die "the valid payment was refused"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --resolve "localhost:$RAMPART_PORT2:127.0.0.1" \
+    -H 'content-type: application/json' -d '{"debtor_account":"x"}' "https://localhost:$RAMPART_PORT2/v1/accounts")
+[[ $code == 422 ]] || die "validation is not on (a malformed payment got $code)"
+rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
+names=("validation off" "validation on")
+keys=(off on)
+urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT2/v1/accounts")
 else
 # ---------------------------------------------------------------- 5-6. limiter: Redis and three Rampart
 free_port REDIS_PORT
@@ -356,6 +393,10 @@ if [[ -n ${AUTH_HEADER:-} ]]; then
     wrk_cmd+=(-H "$AUTH_HEADER")
     warm_cmd+=(-H "$AUTH_HEADER")
 fi
+if [[ $SCENARIO == validate ]]; then
+    wrk_cmd+=(-s "$tmp/post.lua")
+    warm_cmd+=(-s "$tmp/post.lua")
+fi
 
 # to_ms VALUE: wrk prints 812.00us, 1.23ms, 2.01s, 1.00m.
 to_ms() {
@@ -379,7 +420,7 @@ cpu_ticks() {
 clk_tck=$(getconf CLK_TCK)
 case $SCENARIO in
 proxy) target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}") ;;
-authn) target_pid=("${pids[1]}" "${pids[2]}") ;;
+authn | validate) target_pid=("${pids[1]}" "${pids[2]}") ;;
 audit) target_pid=("${pids[1]}" "${pids[2]}" "${pids[3]}") ;;
 *) target_pid=("${pids[2]}" "${pids[3]}" "${pids[4]}") ;;
 esac
@@ -470,6 +511,9 @@ report() {
     fi
     if [[ $SCENARIO == proxy ]]; then
         echo "tls:      nginx: $(tls_of "$NGINX_PORT"); rampart: $(tls_of "$RAMPART_PORT")"
+    elif [[ $SCENARIO == validate ]]; then
+        echo "validate: POST of the demo payment; 'on' binds the route to an OpenAPI document (PaymentRequest schema, formats, injection detection)"
+        echo "tls:      $(tls_of "$RAMPART_PORT")"
     elif [[ $SCENARIO == authn ]]; then
         echo "authn:    ES256 JWT from a jwks_file issuer, one token for every request (verdict cache); wrk sends it to both"
         echo "tls:      $(tls_of "$RAMPART_PORT")"
@@ -502,6 +546,10 @@ report() {
         done
         printf '\nCPU time of the gateway per request (us): off %s, fsync %s, write %s (the writer thread included)\n' \
             "${cpu_us[off]:--}" "${cpu_us[on]:--}" "${cpu_us[write]:--}"
+    elif [[ $SCENARIO == validate ]]; then
+        awk -v r="${rps[on]:-0}" -v q="${rps[off]:-1}" -v x="${p99[on]:-0}" -v y="${p99[off]:-1}" \
+            'BEGIN { printf "on/off          throughput %.2f   p99 %.2f   (goal >= 0.9: %s)\n", r / q, x / y, (r / q >= 0.9) ? "MET" : "NOT MET" }'
+        printf '\nCPU time of the gateway per request (us): off %s, on %s\n' "${cpu_us[off]:--}" "${cpu_us[on]:--}"
     elif [[ $SCENARIO == authn ]]; then
         awk -v r="${rps[jwt]:-0}" -v q="${rps[none]:-1}" -v x="${p99[jwt]:-0}" -v y="${p99[none]:-1}" \
             'BEGIN { printf "jwt/none        throughput %.2f   p99 %.2f   (goal >= 0.9: %s)\n", r / q, x / y, (r / q >= 0.9) ? "MET" : "NOT MET" }'

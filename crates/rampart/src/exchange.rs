@@ -126,6 +126,9 @@ pub struct Exchange {
     pub upstream_status: Option<u16>,
     /// How long the upstream took to answer.
     pub upstream_latency: Option<Duration>,
+    /// Findings let through (`flag`) and verified signatures, for the
+    /// threat engine and the audit record; never values.
+    pub signals: Vec<crate::validate::Signal>,
 }
 
 impl Exchange {
@@ -168,6 +171,7 @@ impl Exchange {
             bytes_in: None,
             upstream_status: None,
             upstream_latency: None,
+            signals: Vec::new(),
         }
     }
 

@@ -37,6 +37,8 @@ pub struct ProcessState {
     pub admin_sessions: Arc<crate::admin::auth::Sessions>,
     /// The running audit trail (started once, by `runtime::start`).
     pub audit: crate::audit::AuditSlot,
+    /// RFC 9421 nonces seen (so a reload does not open a replay window).
+    pub signature_nonces: std::sync::OnceLock<Arc<crate::authn::dpop::MemoryReplayCache>>,
 }
 
 impl ProcessState {
@@ -50,6 +52,7 @@ impl ProcessState {
             mfa: crate::mfa::MfaState::new(crate::clock::SystemClock::shared()),
             admin_sessions: Arc::default(),
             audit: Default::default(),
+            signature_nonces: std::sync::OnceLock::new(),
         })
     }
 }
@@ -100,6 +103,8 @@ pub struct Gateway {
     pub warnings: Vec<ConfigProblem>,
     /// `[audit]`, validated (the trail itself runs in [`ProcessState`]).
     pub audit: Option<Arc<crate::audit::AuditPolicy>>,
+    /// `[[apis]]` and `[signatures]` (routes hold their own validation).
+    pub validation: Arc<crate::validate::Validation>,
 }
 
 // === impl Gateway ===
@@ -209,8 +214,52 @@ impl Gateway {
                 &authz_empty
             }
         };
-        let router = Router::from_config(&cfg.routes, index, &traffic, authn_for_routes, authz_for_routes)
-            .map_err(|p| problems.extend(p));
+        let nonces = state.signature_nonces.get_or_init(|| {
+            let capacity = cfg
+                .signatures
+                .as_ref()
+                .map_or(100_000, |s| s.nonce_capacity.max(1));
+            Arc::new(crate::authn::dpop::MemoryReplayCache::new(
+                capacity,
+                clock.clone(),
+            ))
+        });
+        let (validation, validation_problems) = crate::validate::Validation::from_config(
+            cfg,
+            loaded,
+            clock.clone(),
+            traffic.redis.as_ref(),
+            traffic.redis_configured,
+            nonces,
+        );
+        problems.extend(validation_problems);
+        // Routes generated from `[[apis]] routes = "generate"` join the policy's.
+        let route_configs = validation.routes(&cfg.routes);
+        let router = Router::from_config(
+            &route_configs,
+            index,
+            &traffic,
+            authn_for_routes,
+            authz_for_routes,
+        )
+        .map_err(|p| problems.extend(p));
+        let router = router.and_then(|mut router| {
+            let mut failed = false;
+            for (i, (policy, rc)) in router.routes_mut().iter_mut().zip(&route_configs).enumerate() {
+                match validation.route(i, rc) {
+                    Ok(v) => policy.validate = v.map(Arc::new),
+                    Err(p) => {
+                        failed = true;
+                        problems.extend(p);
+                    }
+                }
+            }
+            if failed {
+                Err(())
+            } else {
+                Ok(router)
+            }
+        });
         if cfg.routes.is_empty() {
             problems.push(ConfigProblem::warning(
                 "routes",
@@ -323,6 +372,7 @@ impl Gateway {
                     traffic,
                     warnings: loaded.problems(problems).problems,
                     audit,
+                    validation: Arc::new(validation),
                 })
             }
             _ => Err(loaded.problems(problems)),

@@ -36,6 +36,7 @@ pub mod telemetry;
 pub(crate) mod testutil;
 pub mod tls;
 pub mod upstream;
+pub mod validate;
 
 /// The body of every response the gateway sends: streamed from an upstream,
 /// or generated here.

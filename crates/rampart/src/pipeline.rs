@@ -8,9 +8,11 @@
 //!   → authn      401 / 400 + WWW-Authenticate  authn/ (JWT, DPoP, mTLS-bound) → Principal
 //!   → authz      403 / 401 step-up / 400       authz/ (scopes, roles, rules, RAR) → Permit
 //!   → rate_limit 429 + Retry-After              rate_limit/ (keys may be the principal)
+//!   → validate   400 / 413 / 415 / 422 / 401     validate/ (OpenAPI, limits, injection, RFC 9421)
 //!   → in-flight  503 + Retry-After (gateway, route, upstream ceilings)
 //!   → upstream   502 / 504                     upstream/
-//!   → respond    strip leaky headers, scrub upstream 5xx, security headers
+//!   → respond    strip leaky headers, scrub upstream 5xx, security headers;
+//!                response guarding, views, signing  validate/response.rs, authz/views.rs
 //!   → audit      one redacted, chained, encrypted record, durable before the
 //!                response leaves (503 up front if the trail cannot take it)
 //!   → observe    metrics + one access-log line, for every request
@@ -123,6 +125,12 @@ async fn run(
     }
     route.ip.check(ex.client_ip).map_err(Reject::IpDenied)?; // 403
     let scheme = token_scheme(req.headers());
+    // A message signature may cover the credentials the gateway consumes.
+    let signed_authorization = route
+        .validate
+        .as_ref()
+        .and_then(|v| v.signature.as_ref())
+        .and_then(|_| req.headers().get(header::AUTHORIZATION).cloned());
     if route.authn != AuthnPolicy::None {
         ex.principal = authenticate(gw, ex, &req, route).await?; // 401 + WWW-Authenticate (400 if malformed)
         if !route.forward_credentials {
@@ -163,6 +171,11 @@ async fn run(
             AdmitError::Limited(l) => Reject::RateLimited(l), // 429
             AdmitError::StoreDown => Reject::Overloaded("rate_limit_store"), // 503, on_failure = "deny"
         })?;
+    if let Some(v) = route.validate.as_deref() {
+        let bytes = payload.read(body_limit(route)).await?; // 413
+        validate(gw, ex, v, &parts, signed_authorization, &bytes, json.take()).await?;
+        // 400, 401, 415, 422; the bytes checked are the bytes forwarded
+    }
     let upstream = gw.upstream_of(route).ok_or(Reject::NoRoute)?;
     // In flight until the response headers are ready (503 when full).
     let _permits = [
@@ -199,17 +212,114 @@ async fn run(
             // 400, 409, 413, 422; replays
         }
     };
-    match view {
+    let bad_gateway = |detail: String| {
+        Reject::Upstream(UpstreamError::Protocol {
+            upstream: upstream.name().clone(),
+            detail,
+        })
+    };
+    // Checked against the API, undeclared members stripped, sensitive
+    // values masked (502 if it cannot be, or does not conform on `block`).
+    let resp = match route.validate.as_deref() {
+        Some(v) => match &v.response {
+            Some(g) => {
+                let method = ex.method.clone();
+                let before = ex.signals.len();
+                let guarded = crate::validate::response::guard(g, v.operation(&method), resp, ex).await;
+                count_findings(gw, ex, before);
+                match guarded.map_err(bad_gateway)? {
+                    crate::validate::response::Guarded::Pass(r) => *r,
+                    crate::validate::response::Guarded::Scrub(status) => gw.respond.scrubbed(status, ex),
+                }
+            }
+            None => resp,
+        },
+        None => resp,
+    };
+    let resp = match view {
         // Fields the caller's scope may not see are removed or masked.
         Some(view) => crate::authz::views::filter_response(resp, view)
             .await
-            .map_err(|detail| {
-                Reject::Upstream(UpstreamError::Protocol {
-                    upstream: upstream.name().clone(),
-                    detail,
-                })
-            }), // 502 if it cannot be filtered
-        None => Ok(resp),
+            .map_err(bad_gateway)?, // 502 if it cannot be filtered
+        None => resp,
+    };
+    // Signed last, over exactly what the client receives.
+    let sign = route
+        .validate
+        .as_deref()
+        .and_then(|v| v.signature.as_ref())
+        .is_some_and(|s| s.sign_response);
+    match (sign, &gw.validation.signatures) {
+        (true, Some(sigs)) => crate::validate::response::sign(sigs, resp)
+            .await
+            .map_err(bad_gateway),
+        _ => Ok(resp),
+    }
+}
+
+/// The validation phase: header values, media type, signature, parameters,
+/// structure limits, schema, injection.
+async fn validate(
+    gw: &Gateway,
+    ex: &mut Exchange,
+    v: &crate::validate::RouteValidation,
+    parts: &http::request::Parts,
+    signed_authorization: Option<http::HeaderValue>,
+    bytes: &Bytes,
+    json: Option<serde_json::Value>,
+) -> Result<(), Reject> {
+    let with_credentials;
+    let headers = match signed_authorization {
+        Some(a) if !parts.headers.contains_key(header::AUTHORIZATION) => {
+            let mut h = parts.headers.clone();
+            h.insert(header::AUTHORIZATION, a);
+            with_credentials = h;
+            &with_credentials
+        }
+        _ => &parts.headers,
+    };
+    let params = ex.params.clone();
+    let authority = ex.host.clone().unwrap_or_default();
+    let view = crate::validate::RequestView {
+        method: &parts.method,
+        msg: crate::validate::signature::Message::request(
+            parts.method.as_str(),
+            if ex.conn.tls.is_some() { "https" } else { "http" },
+            &authority,
+            parts.uri.path(),
+            parts.uri.query(),
+            headers,
+        ),
+        params: &params,
+    };
+    let before = ex.signals.len();
+    let checked = v.check(&gw.validation, ex, &view, bytes, json).await;
+    count_findings(gw, ex, before);
+    if let Err(crate::validate::ValidateError::Injection { class, .. }) = &checked {
+        gw.metrics
+            .validation_findings
+            .get_or_create(&crate::metrics::ValidationFindingLabels {
+                kind: format!("injection:{}", class.as_str()),
+                action: "block",
+            })
+            .inc();
+    }
+    checked.map(|_| ()).map_err(Reject::Invalid)
+}
+
+/// Counts the findings flagged (let through) since signal `from`.
+fn count_findings(gw: &Gateway, ex: &Exchange, from: usize) {
+    for s in ex.signals.iter().skip(from) {
+        if s.kind.starts_with("signature:") {
+            continue;
+        }
+        gw.metrics
+            .validation_findings
+            .get_or_create(&crate::metrics::ValidationFindingLabels {
+                kind: s.kind.clone(),
+                action: "flag",
+            })
+            .inc();
     }
 }
 

@@ -84,6 +84,10 @@ pub enum Reject {
     /// The upstream could not be reached or did not answer in time.
     #[error("upstream failure: {0}")]
     Upstream(#[source] UpstreamError),
+    /// The request does not conform to what the API declares, carries an
+    /// injection, or its message signature was refused.
+    #[error("validation: {0}")]
+    Invalid(#[source] crate::validate::ValidateError),
 }
 
 /// What a client sees of a class of refusal.
@@ -104,6 +108,7 @@ impl Reject {
     pub fn pointer(&self) -> Option<&str> {
         match self {
             Reject::InvalidJson(e) => Some(&e.pointer),
+            Reject::Invalid(e) => e.pointer(),
             _ => None,
         }
     }
@@ -245,6 +250,57 @@ impl Reject {
                     "upstream-unavailable",
                     "The service is unavailable",
                 ),
+                Reject::Invalid(e) => {
+                    use crate::validate::signature::SigError;
+                    use crate::validate::ValidateError as V;
+                    match e {
+                        V::InvalidHeader { .. } => (
+                            S::BAD_REQUEST,
+                            "invalid-header",
+                            "A request header value is not valid",
+                        ),
+                        V::UnsupportedMediaType => (
+                            S::UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported-media-type",
+                            "The request body's media type is not accepted",
+                        ),
+                        V::InvalidParameter { .. } => (
+                            S::BAD_REQUEST,
+                            "invalid-parameter",
+                            "A request parameter is missing or not valid",
+                        ),
+                        V::Json(_) => (
+                            S::BAD_REQUEST,
+                            "invalid-json",
+                            "The request body is not valid JSON",
+                        ),
+                        V::SchemaViolation { .. } => (
+                            S::UNPROCESSABLE_ENTITY,
+                            "schema-violation",
+                            "The request body does not match the API's schema",
+                        ),
+                        V::Injection { .. } => (
+                            S::BAD_REQUEST,
+                            "injection-detected",
+                            "The request contains a value that is not accepted",
+                        ),
+                        V::Signature(SigError::Digest(_)) => (
+                            S::BAD_REQUEST,
+                            "invalid-digest",
+                            "The request body does not match its Content-Digest",
+                        ),
+                        V::Signature(SigError::StoreDown(_)) => (
+                            S::SERVICE_UNAVAILABLE,
+                            "overloaded",
+                            "The service is busy; try again shortly",
+                        ),
+                        V::Signature(_) => (
+                            S::UNAUTHORIZED,
+                            "invalid-signature",
+                            "The request's message signature is missing or not valid",
+                        ),
+                    }
+                }
             };
         ProblemClass { status, code, title }
     }

@@ -19,6 +19,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod dev;
 pub mod mfa;
+pub mod sign;
 
 use crate::config::{ConfigErrors, Severity};
 
@@ -154,6 +155,12 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Sign a request with RFC 9421 HTTP message signatures (and an RFC
+    /// 9530 Content-Digest): prints the header lines to send.
+    Sign(sign::SignArgs),
+    /// Verify a request's RFC 9421 signature against a JWKS. Exit 0 valid,
+    /// 1 refused, 2 usage.
+    Verify(sign::VerifyArgs),
     /// Test tokens and DPoP proofs.
     Token {
         /// What to do.
@@ -277,6 +284,8 @@ pub fn main() -> ExitCode {
         Command::Mfa { command } => mfa::mfa(command),
         Command::Admin { command } => admin::admin(command),
         Command::Audit { command } => audit::run(command),
+        Command::Sign(args) => sign::sign(args),
+        Command::Verify(args) => sign::verify(args),
         Command::Identity {
             command: IdentityCommand::Jwks { config },
         } => identity_jwks(&config),

@@ -80,6 +80,10 @@ pub struct GatewayConfig {
     pub mfa: Option<crate::mfa::MfaConfig>,
     /// `[audit]`: the tamper-evident, encrypted audit trail.
     pub audit: Option<crate::audit::AuditConfig>,
+    /// `[[apis]]`: OpenAPI documents, the inventory of the bank's APIs.
+    pub apis: Vec<crate::validate::config::ApiConfig>,
+    /// `[signatures]`: RFC 9421 message signatures.
+    pub signatures: Option<crate::validate::config::SignaturesConfig>,
 }
 
 /// `[concurrency]`: gateway-wide load shedding.

@@ -192,6 +192,8 @@ const SECTIONS: &[&str] = &[
     "entitlements",
     "mfa",
     "audit",
+    "apis",
+    "signatures",
 ];
 
 /// Parses a whole policy. On failure, every problem found, each with its path
@@ -245,6 +247,8 @@ pub fn parse(text: &str) -> Result<GatewayConfig, Vec<ConfigProblem>> {
         entitlements: cx.array("entitlements"),
         mfa: cx.table("mfa"),
         audit: cx.table("audit"),
+        apis: cx.array("apis"),
+        signatures: cx.table("signatures"),
     };
     if problems.is_empty() {
         Ok(config)

@@ -32,6 +32,44 @@ pub const TOTP_USER: &str = "cust-001";
 /// `@BANK_URL@`, `@IDP_URL@` and `@GATEWAY_AUDIENCE@` placeholders.
 pub const POLICY_TEMPLATE: &str = include_str!("../../../../config/demo/rampart.toml");
 
+/// The demo bank's OpenAPI document (the policy's `[[apis]]` spec).
+pub const OPENAPI: &str = include_str!("../../../../config/demo/bank-openapi.yaml");
+
+/// Writes the demo's RFC 9421 keys: the partner's signing key (private, in
+/// `tokens/`) with its public JWKS, and the gateway's response-signing key.
+fn signing_keys(dir: &Path) -> Result<serde_json::Value, String> {
+    use jsonwebtoken::Algorithm;
+    let gen = |what: &str| {
+        crate::authn::sign::SigningKey::generate(Algorithm::EdDSA)
+            .map_err(|e| format!("cannot make the {what} key: {e}"))
+    };
+    let partner = gen("partner signing")?;
+    let response = gen("response signing")?;
+    let private = |k: &crate::authn::sign::SigningKey| {
+        k.private_jwk()
+            .map(|m| serde_json::Value::Object(m).to_string())
+            .map_err(|e| e.to_string())
+    };
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).map_err(|e| format!("{}: {e}", tokens.display()))?;
+    let key_file = tokens.join("partner-sign.jwk");
+    pki::write_private(&key_file, &private(&partner)?).map_err(|e| format!("{}: {e}", key_file.display()))?;
+    let jwks = dir.join("partner-sign.jwks.json");
+    std::fs::write(&jwks, partner.jwks().to_string()).map_err(|e| format!("{}: {e}", jwks.display()))?;
+    let response_file = dir.join("response-signing.jwk");
+    pki::write_private(&response_file, &private(&response)?)
+        .map_err(|e| format!("{}: {e}", response_file.display()))?;
+    let response_jwks = dir.join("response-signing.jwks.json");
+    std::fs::write(&response_jwks, response.jwks().to_string())
+        .map_err(|e| format!("{}: {e}", response_jwks.display()))?;
+    Ok(json!({
+        "key_file": key_file.display().to_string(),
+        "keyid": partner.kid(),
+        "client": "demo-partner",
+        "response_jwks": response_jwks.display().to_string(),
+    }))
+}
+
 /// Renders the demo policy template.
 pub fn render_policy(gateway: SocketAddr, admin: SocketAddr, bank_url: &str, idp_url: &str) -> String {
     POLICY_TEMPLATE
@@ -110,6 +148,9 @@ pub async fn start(
         .map_err(|e| format!("cannot write the MFA key: {e}"))?;
     let tokens = idp.mint_tokens(&dir, AUDIENCE)?;
     audit_keys(&dir)?;
+    let spec_path = dir.join("bank-openapi.yaml");
+    std::fs::write(&spec_path, OPENAPI).map_err(|e| format!("cannot write {}: {e}", spec_path.display()))?;
+    let signing = signing_keys(&dir)?;
 
     let gateway_bind = SocketAddr::from(([127, 0, 0, 1], port));
     let admin_bind = SocketAddr::from(([127, 0, 0, 1], admin_port));
@@ -167,6 +208,15 @@ pub async fn start(
         tokens_dir.display()
     );
     let json = "-H 'content-type: application/json'";
+    let malformed = pay("125.005", CONSENTED_CREDITOR);
+    let injected = "-d '{\"debtor_account\":\"acc-1001\",\"instructed_amount\":{\"amount\":\"125.00\",\"currency\":\"EUR\"},\"creditor\":{\"name\":\"ACME Energy GmbH\",\"iban\":\"DE89370400440532013000\"},\"remittance_information\":\"x\\u0027 OR \\u00271\\u0027=\\u00271\"}'";
+    let sig_headers = dir.join("signature.headers");
+    let sign = format!(
+        "{exe} sign --key {k} --method POST --url {payments_url} -H \"authorization: DPoP {t}\" {payment} --out {out}",
+        k = signing["key_file"].as_str().unwrap_or(""),
+        t = tok("dpop_bound"),
+        out = sig_headers.display(),
+    );
     let examples = vec![
         (
             "Customer A's accounts (the demo IdP's token; the bank sees only the identity)",
@@ -249,6 +299,33 @@ pub async fn start(
             ),
         ),
         (
+            "A malformed payment (an amount with three decimals, which the bank's API does not accept): 422 schema-violation, with the pointer /instructed_amount/amount and never the value",
+            curl(&format!(
+                "-i -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-malformed-1' {malformed} {payments_url}"
+            )),
+        ),
+        (
+            "An injected payment (SQL in the remittance text): 400 injection-detected, pointer /remittance_information; the bank never sees it",
+            curl(&format!(
+                "-i -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-injected-1' {injected} {payments_url}"
+            )),
+        ),
+        (
+            "A payment signed by the demo partner (RFC 9421 over method, URL, authority, Content-Digest and Authorization): verified, and the answer carries the gateway's own Signature",
+            format!(
+                "{sign} && curl -i --cacert {ca} -X POST {dpop} -H @{h} -H 'content-type: application/json' -H 'Idempotency-Key: demo-signed-1' {payment} {payments_url}",
+                h = sig_headers.display()
+            ),
+        ),
+        (
+            "The same signature with the amount changed: 400 invalid-digest (the body no longer matches what was signed)",
+            format!(
+                "{sign} && curl -i --cacert {ca} -X POST {dpop} -H @{h} -H 'content-type: application/json' -H 'Idempotency-Key: demo-signed-2' {} {payments_url}",
+                payment.replace("125.00", "225.00"),
+                h = sig_headers.display()
+            ),
+        ),
+        (
             "Payments are limited to 5 a minute per client (earlier payments count): past five, 429 with Retry-After and RateLimit headers",
             format!(
                 "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" {payment} {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' {payment} {payments_url}"
@@ -297,7 +374,8 @@ pub async fn start(
         "client_key": files.client_key.display().to_string(),
         "admin_token": token,
         "policy": policy_path.display().to_string(),
-        "openapi": "config/demo/bank-openapi.yaml",
+        "openapi": spec_path.display().to_string(),
+        "signing": signing,
         "issuer": idp.issuer,
         "audience": AUDIENCE,
         "tokens": tokens,

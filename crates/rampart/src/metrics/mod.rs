@@ -97,6 +97,18 @@ pub struct Metrics {
     pub authn_bans: Family<AuthnBanLabels, Counter>,
     /// Authorization refusals, by cause.
     pub authz_refusals: Family<AuthzRefusalLabels, Counter>,
+    /// Validation findings (injection, response conformance), by kind and
+    /// action.
+    pub validation_findings: Family<ValidationFindingLabels, Counter>,
+}
+
+/// Labels of `rampart_validation_findings_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValidationFindingLabels {
+    /// `injection:sqli`, `response:schema`, …
+    pub kind: String,
+    /// `block` or `flag`.
+    pub action: &'static str,
 }
 
 /// Labels of `rampart_authz_refusals_total`.
@@ -167,6 +179,12 @@ impl Metrics {
         let authn_failures = Family::<AuthnFailureLabels, Counter>::default();
         let authn_bans = Family::<AuthnBanLabels, Counter>::default();
         let authz_refusals = Family::<AuthzRefusalLabels, Counter>::default();
+        let validation_findings = Family::<ValidationFindingLabels, Counter>::default();
+        registry.register(
+            "validation_findings",
+            "Validation findings (injection classes, non-conforming responses), by kind and action (block, flag)",
+            validation_findings.clone(),
+        );
         registry.register(
             "authz_refusals",
             "Refused authorizations, by cause (the client only sees the class)",
@@ -261,6 +279,7 @@ impl Metrics {
             authn_failures,
             authn_bans,
             authz_refusals,
+            validation_findings,
         })
     }
 

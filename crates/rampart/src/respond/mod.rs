@@ -297,6 +297,21 @@ impl Responder {
         Response::from_parts(parts, Either::Left(body))
     }
 
+    /// A generic problem of `status` in place of an upstream error body
+    /// (used by response guarding for an undeclared 4xx body).
+    pub fn scrubbed(&self, status: StatusCode, ex: &mut Exchange) -> Response<Body> {
+        ex.outcome = "upstream-error";
+        let mut resp = self.problem(
+            status,
+            "upstream-error",
+            "The service could not complete the request",
+            None,
+            ex,
+        );
+        self.decorate(resp.headers_mut(), ex);
+        resp
+    }
+
     /// A stored (idempotency) response on its way to the client; `replayed`
     /// marks one served from the store.
     pub fn stored(

@@ -55,6 +55,10 @@ pub struct RouteConfig {
     /// Overrides the upstream's `request_timeout` for this route.
     #[serde(default, deserialize_with = "crate::config::duration::deserialize_opt")]
     pub timeout: Option<Duration>,
+    /// `[routes.validate]`: OpenAPI validation, structure limits, injection
+    /// detection, response guarding and message signatures.
+    #[serde(default)]
+    pub validate: Option<crate::validate::config::RouteValidateConfig>,
 }
 
 fn default_max_body() -> usize {

@@ -55,6 +55,8 @@ pub struct RoutePolicy {
     pub gate: Option<Arc<crate::rate_limit::concurrency::Gate>>,
     /// `Idempotency-Key` handling.
     pub idempotency: Option<crate::rate_limit::config::IdempotencyConfig>,
+    /// Validation (set by `Gateway::build` after the table is built).
+    pub validate: Option<Arc<crate::validate::RouteValidation>>,
 }
 
 /// The compiled routing table and the routes it points to.
@@ -204,6 +206,7 @@ impl Router {
                     limits,
                     gate: r.max_in_flight.map(crate::rate_limit::concurrency::Gate::new),
                     idempotency: r.idempotency.clone(),
+                    validate: None,
                 });
             }
         }
@@ -251,6 +254,12 @@ impl Router {
     /// Number of routes.
     pub fn len(&self) -> usize {
         self.routes.len()
+    }
+
+    /// The routes, in policy order (for attaching what is built after the
+    /// table, such as validation).
+    pub fn routes_mut(&mut self) -> &mut [RoutePolicy] {
+        &mut self.routes
     }
 
     /// Whether there are no routes.

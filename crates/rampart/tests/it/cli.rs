@@ -151,6 +151,16 @@ fn the_demo_policy_template_renders_to_a_valid_policy() {
     std::fs::write(tmp.path().join("audit-master.key"), "0".repeat(64)).unwrap();
     let (signing, _, _) = rampart::audit::crypto::generate_signing_key().unwrap();
     std::fs::write(tmp.path().join("audit-signing.pem"), signing).unwrap();
+    // The files `rampart demo` writes beside the policy: the bank's OpenAPI
+    // document and the RFC 9421 keys.
+    std::fs::write(tmp.path().join("bank-openapi.yaml"), rampart::demo::OPENAPI).unwrap();
+    let key = rampart::authn::sign::SigningKey::generate(jsonwebtoken::Algorithm::EdDSA).unwrap();
+    std::fs::write(tmp.path().join("partner-sign.jwks.json"), key.jwks().to_string()).unwrap();
+    std::fs::write(
+        tmp.path().join("response-signing.jwk"),
+        serde_json::Value::Object(key.private_jwk().unwrap()).to_string(),
+    )
+    .unwrap();
     std::fs::write(
         &policy,
         text.replace("\"server.pem\"", "\"certs/server.pem\"")

@@ -25,6 +25,7 @@ mod serve;
 mod shutdown;
 mod tls;
 mod upstream_tls;
+mod validate;
 
 /// Routes used by most tests, appended to the harness's base policy.
 pub const ROUTES: &str = r#"

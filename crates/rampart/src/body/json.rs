@@ -270,24 +270,37 @@ impl<'de> Visitor<'de> for Node<'_> {
             return Err(state.fail(JsonFault::TooDeep));
         }
         let mut out = Map::new();
-        let mut folded = std::collections::HashSet::new();
+        // Keys folded to lower case, kept only once a key has an ASCII
+        // capital: until then a folded duplicate is an exact one.
+        let mut folded: Option<std::collections::HashSet<String>> = None;
         while let Some(key) = map.next_key::<KeyString>()? {
-            let key = key.0;
-            state.path.push(key.clone());
-            state.string(&key)?;
+            // The key goes on the path (for error pointers) and comes back
+            // off it into the object: no copy.
+            state.path.push(key.0);
+            let key = state.path.last().map(String::as_str).unwrap_or("");
+            if key.len() > state.limits.max_string {
+                return Err(state.fail(JsonFault::StringTooLong));
+            }
             if out.len() == state.limits.max_keys {
                 return Err(state.fail(JsonFault::TooManyKeys));
             }
             // Case-insensitively: some backends (ASP.NET Core's defaults,
             // for one) bind `Debtor` and `debtor` to the same field.
-            if !folded.insert(key.to_ascii_lowercase()) {
+            if folded.is_none() && key.bytes().any(|b| b.is_ascii_uppercase()) {
+                folded = Some(out.keys().map(|k| k.to_ascii_lowercase()).collect());
+            }
+            let duplicate = match &mut folded {
+                Some(set) => !set.insert(key.to_ascii_lowercase()),
+                None => out.contains_key(key),
+            };
+            if duplicate {
                 return Err(state.fail(JsonFault::DuplicateKey));
             }
             let v = map.next_value_seed(Node {
                 state,
                 depth: depth + 1,
             })?;
-            state.path.pop();
+            let key = state.path.pop().unwrap_or_default();
             out.insert(key, v);
         }
         Ok(Value::Object(out))
@@ -341,12 +354,29 @@ mod tests {
         assert_eq!(e.pointer, "/payment/debtor");
         // Escapes that spell the same key are the same key, and so are
         // keys that differ only in case.
-        for s in [r#"{"a":1,"\u0061":2}"#, r#"{"debtor":1,"Debtor":2}"#] {
+        for s in [
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"debtor":1,"Debtor":2}"#,
+            r#"{"a":1,"b":2,"B":3}"#,
+            r#"{"Ab":1,"aB":2}"#,
+            r#"{"x":{"k":1},"y":{"K":1,"k":2}}"#,
+        ] {
             assert_eq!(
                 err(s, &JsonLimits::default()).fault,
                 JsonFault::DuplicateKey,
                 "{s}"
             );
+        }
+    }
+
+    #[test]
+    fn distinct_keys_pass_whatever_their_case() {
+        for s in [
+            r#"{"a":1,"B":2,"c":3}"#,
+            r#"{"é":1,"É":2}"#,
+            r#"{"x":{"k":1},"y":{"K":1}}"#,
+        ] {
+            assert!(parse(s.as_bytes(), &JsonLimits::default()).is_ok(), "{s}");
         }
     }
 

@@ -11,10 +11,11 @@
 # SCENARIO=authn compares two that differ only in the route's authn:
 # "none", and a JWT (ES256, one token, so the verdict cache answers after
 # the first request). Prints jwt/none.
-# SCENARIO=audit compares three that differ only in [audit]: none; the
+# SCENARIO=audit compares four that differ only in [audit]: none; the
 # encrypted, chained, signed file trail with durability = "fsync" (every
-# response waits for its record's group commit); and the same with
-# durability = "write" (fsync every 50ms). Prints on/off and write/off.
+# response waits for its record's group commit); the same with
+# durability = "write" (fsync every 50ms); and durability = "interval" (the
+# response does not wait; written and fsynced every 50ms). Prints each/off.
 # SCENARIO=validate compares two that differ only in validation: a POST of
 # the demo payment (~230 bytes of JSON) to a route without validation, and
 # to the same route bound to an OpenAPI document (the demo's PaymentRequest
@@ -305,15 +306,19 @@ trail() {
     printf '\n[audit]\ndir = "%s"\nsigning_key_file = "%s"\ndurability = "%s"\n\n[[audit.master_keys]]\nid = "k1"\nfile = "%s"\n' \
         "$tmp/audit-$1" "$tmp/audit-signing.pem" "$1" "$tmp/audit-master.key"
 }
+free_port RAMPART_PORT4
+free_port ADMIN_PORT4
 start_rampart off "$RAMPART_PORT" "$ADMIN_PORT" ""
 start_rampart on "$RAMPART_PORT2" "$ADMIN_PORT2" "$(trail fsync)"
 start_rampart write "$RAMPART_PORT3" "$ADMIN_PORT3" "$(trail write)"
+start_rampart interval "$RAMPART_PORT4" "$ADMIN_PORT4" "$(trail interval)"
 rampart_threads=$(find "/proc/${pids[-1]}/task" -mindepth 1 -maxdepth 1 | wc -l)
-names=("audit off" "audit fsync" "audit write")
-keys=(off on write)
+names=("audit off" "audit fsync" "audit write" "audit interval")
+keys=(off on write interval)
 urls=("https://127.0.0.1:$RAMPART_PORT/v1/accounts"
     "https://127.0.0.1:$RAMPART_PORT2/v1/accounts"
-    "https://127.0.0.1:$RAMPART_PORT3/v1/accounts")
+    "https://127.0.0.1:$RAMPART_PORT3/v1/accounts"
+    "https://127.0.0.1:$RAMPART_PORT4/v1/accounts")
 elif [[ $SCENARIO == validate ]]; then
 # ---------------------------------------------------------------- 5-6. validate: a spec, a payment, two Rampart
 # The demo's PaymentRequest schema, declared for POST /v1/accounts (the
@@ -421,7 +426,7 @@ clk_tck=$(getconf CLK_TCK)
 case $SCENARIO in
 proxy) target_pid=("${pids[0]}" "${pids[1]}" "${pids[2]}") ;;
 authn | validate) target_pid=("${pids[1]}" "${pids[2]}") ;;
-audit) target_pid=("${pids[1]}" "${pids[2]}" "${pids[3]}") ;;
+audit) target_pid=("${pids[1]}" "${pids[2]}" "${pids[3]}" "${pids[4]}") ;;
 *) target_pid=("${pids[2]}" "${pids[3]}" "${pids[4]}") ;;
 esac
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -519,8 +524,8 @@ report() {
         echo "tls:      $(tls_of "$RAMPART_PORT")"
     elif [[ $SCENARIO == audit ]]; then
         echo "audit:    file trail (AES-256-GCM segments, SHA-256 chain, Ed25519 checkpoints every 1000),"
-        echo "          durability fsync (group commit) and write (fsync every 50ms), on $(df -P "$tmp" | awk 'NR == 2 {print $1}')"
-        echo "          trail bytes written: fsync $(cat "$tmp"/audit-fsync/*.seg 2>/dev/null | wc -c), write $(cat "$tmp"/audit-write/*.seg 2>/dev/null | wc -c)"
+        echo "          durability fsync (group commit), write (fsync every 50ms) and interval (no wait), on $(df -P "$tmp" | awk 'NR == 2 {print $1}')"
+        echo "          trail bytes written: fsync $(cat "$tmp"/audit-fsync/*.seg 2>/dev/null | wc -c), write $(cat "$tmp"/audit-write/*.seg 2>/dev/null | wc -c), interval $(cat "$tmp"/audit-interval/*.seg 2>/dev/null | wc -c)"
         echo "tls:      $(tls_of "$RAMPART_PORT")"
     else
         echo "limiter:  token_bucket per client address (one key), never refusing; redis-server $(redis-server --version | awk '{print $3}') on CPU(s) $LOAD_CPUS"
@@ -540,12 +545,12 @@ report() {
     done
     echo
     if [[ $SCENARIO == audit ]]; then
-        for k in on write; do
+        for k in on write interval; do
             awk -v r="${rps[$k]:-0}" -v q="${rps[off]:-1}" -v x="${p99[$k]:-0}" -v y="${p99[off]:-1}" -v n="$k" \
                 'BEGIN { printf "%-15s throughput %.2f   p99 %.2f   (goal >= 0.95: %s)\n", (n == "on" ? "fsync" : n) "/off", r / q, x / y, (r / q >= 0.95) ? "MET" : "NOT MET" }'
         done
-        printf '\nCPU time of the gateway per request (us): off %s, fsync %s, write %s (the writer thread included)\n' \
-            "${cpu_us[off]:--}" "${cpu_us[on]:--}" "${cpu_us[write]:--}"
+        printf '\nCPU time of the gateway per request (us): off %s, fsync %s, write %s, interval %s (the writer thread included)\n' \
+            "${cpu_us[off]:--}" "${cpu_us[on]:--}" "${cpu_us[write]:--}" "${cpu_us[interval]:--}"
     elif [[ $SCENARIO == validate ]]; then
         awk -v r="${rps[on]:-0}" -v q="${rps[off]:-1}" -v x="${p99[on]:-0}" -v y="${p99[off]:-1}" \
             'BEGIN { printf "on/off          throughput %.2f   p99 %.2f   (goal >= 0.9: %s)\n", r / q, x / y, (r / q >= 0.9) ? "MET" : "NOT MET" }'

@@ -277,7 +277,14 @@ fn secret_header(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
     if k == start {
         return None;
     }
-    let head = String::from_utf8_lossy(&b[i..start]).into_owned();
+    // A "name" that is itself a credential (`rk_…: x`, a random run whose
+    // letters happen to spell `pwd`) is masked too, not kept as a label.
+    let head = match opaque_token(b, i) {
+        Some((end, token)) if end >= j => {
+            format!("{token}{}", String::from_utf8_lossy(&b[end.min(start)..start]))
+        }
+        _ => String::from_utf8_lossy(&b[i..start]).into_owned(),
+    };
     Some((k, Cow::Owned(format!("{head}{REDACTED}"))))
 }
 
@@ -380,7 +387,14 @@ fn secret_key_value(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
     if k == start {
         return None;
     }
-    let head = String::from_utf8_lossy(&b[i..start]).into_owned();
+    // A "name" that is itself a credential (`rk_…: x`, a random run whose
+    // letters happen to spell `pwd`) is masked too, not kept as a label.
+    let head = match opaque_token(b, i) {
+        Some((end, token)) if end >= j => {
+            format!("{token}{}", String::from_utf8_lossy(&b[end.min(start)..start]))
+        }
+        _ => String::from_utf8_lossy(&b[i..start]).into_owned(),
+    };
     Some((k, Cow::Owned(format!("{head}{REDACTED}"))))
 }
 
@@ -584,6 +598,21 @@ mod tests {
     fn hides(input: &str, secret: &str) {
         let out = redact(input);
         assert!(!out.contains(secret), "{secret:?} still in {out:?}");
+    }
+
+    #[test]
+    fn a_credential_in_the_place_of_a_key_name_is_masked_too() {
+        // Found by the audit trail's property test: the key's random
+        // letters spell `pwd`, so it read as `name: value`.
+        for input in [
+            " g\"rk_l6r77f473oyd_pwDS4IKC7vh2z7Dzp337PYb0wtkOEG2VPdIK1xPz: bq",
+            "rk_abcdefghijkl_pwd3cr3tK3yM4terial0987654321zyxw==x",
+            "rk_abcdefghijkl_pwd3cr3tK3yM4terial0987654321zyxw==",
+        ] {
+            hides(input, "pwDS4IKC7vh2z7Dzp337PYb0");
+            hides(input, "pwd3cr3tK3yM4terial");
+        }
+        assert_eq!(redact("password: hunter2"), "password: [redacted]");
     }
 
     #[test]

@@ -22,7 +22,8 @@
 # schema, strict JSON limits, injection detection). Prints on/off.
 #
 # Knobs (environment): SCENARIO DURATION CONNECTIONS WARMUP ROUNDS PROXY_CPUS
-# LOAD_CPUS WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP. Load goes to
+# LOAD_CPUS WRK_THREADS BASE_PORT RAMPART_BIN OUT_DIR KEEP_TMP, and
+# AUDIT_LINGER (SCENARIO=audit: `[audit] linger`, else the default). Load goes to
 # 127.0.0.1 only.
 set -euo pipefail
 export LC_ALL=C
@@ -303,8 +304,8 @@ free_port ADMIN_PORT2
 free_port RAMPART_PORT3
 free_port ADMIN_PORT3
 trail() {
-    printf '\n[audit]\ndir = "%s"\nsigning_key_file = "%s"\ndurability = "%s"\n\n[[audit.master_keys]]\nid = "k1"\nfile = "%s"\n' \
-        "$tmp/audit-$1" "$tmp/audit-signing.pem" "$1" "$tmp/audit-master.key"
+    printf '\n[audit]\ndir = "%s"\nsigning_key_file = "%s"\ndurability = "%s"\n%s\n[[audit.master_keys]]\nid = "k1"\nfile = "%s"\n' \
+        "$tmp/audit-$1" "$tmp/audit-signing.pem" "$1" "${AUDIT_LINGER:+linger = \"$AUDIT_LINGER\"}" "$tmp/audit-master.key"
 }
 free_port RAMPART_PORT4
 free_port ADMIN_PORT4

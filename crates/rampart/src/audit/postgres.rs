@@ -45,6 +45,7 @@ struct Sql {
     create_head: Arc<str>,
     lock: i64,
     last: Arc<str>,
+    has: Arc<str>,
     insert: Arc<str>,
     head: Arc<str>,
     read_head: Arc<str>,
@@ -70,6 +71,7 @@ impl Sql {
             )),
             lock: i64::from_be_bytes(k),
             last: s(format!("SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")),
+            has: s(format!("SELECT 1 FROM {table} WHERE seq = $1 AND hash = $2")),
             insert: s(format!(
                 "INSERT INTO {table} (seq, prev_hash, hash, time, kind, body) \
                  SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TEXT[])"
@@ -99,6 +101,9 @@ pub struct PgSink {
     table: String,
     sql: Sql,
     signer: Arc<Signer>,
+    /// The entries of the last append that failed after they were sent:
+    /// the commit may have reached the database with its answer lost.
+    in_doubt: Option<Vec<Link>>,
 }
 
 async fn bounded<T>(
@@ -143,6 +148,7 @@ impl PgSink {
             table: table.to_string(),
             sql: Sql::new(table),
             signer,
+            in_doubt: None,
         })
     }
 
@@ -199,6 +205,10 @@ impl PgSink {
             self.sql.head.clone(),
         );
         let pool = self.ready().await?.clone();
+        // Set once the rows are on their way: from then on a failure leaves
+        // the append in doubt (see `settle`).
+        let mut attempted: Option<Vec<Link>> = None;
+        let sent = &mut attempted;
         let result = bounded(&location, async {
             let mut tx = pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -238,6 +248,7 @@ impl PgSink {
                 bodies.push(String::from_utf8_lossy(&l.body).into_owned());
                 prev = l.hash;
             }
+            *sent = Some(links);
             sqlx::query(AssertSqlSafe(insert))
                 .bind(seqs)
                 .bind(prevs)
@@ -257,16 +268,72 @@ impl PgSink {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(links)
+            Ok(())
         })
         .await;
-        if result.is_err() {
-            // A broken connection is not reused.
+        match result {
+            Ok(()) => {
+                self.in_doubt = None;
+                Ok(attempted.unwrap_or_default())
+            }
+            Err(e) => {
+                self.in_doubt = attempted;
+                // A broken connection is not reused.
+                if let Some(p) = self.pool.take() {
+                    p.close().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The last entry (sequence number, hash) of the append left in doubt
+    /// by the last failure, handed over to the caller: it spools those
+    /// records and keeps this beside them, to ask [`PgSink::contains`]
+    /// before it moves them back.
+    pub fn take_in_doubt(&mut self) -> Option<(u64, Hash)> {
+        self.in_doubt
+            .take()
+            .and_then(|links| links.last().map(|l| (l.seq, l.hash)))
+    }
+
+    /// Settles the last failed append before the same entries are sent
+    /// again: `Some(links)` if it committed after all (its last row is in
+    /// the table: do not send them again), `None` if it did not or nothing
+    /// was in doubt. `Err` (the database still away) keeps the doubt.
+    pub async fn settle(&mut self) -> Result<Option<Vec<Link>>, AuditError> {
+        let Some(links) = &self.in_doubt else {
+            return Ok(None);
+        };
+        let Some(last) = links.last() else {
+            self.in_doubt = None;
+            return Ok(None);
+        };
+        let (seq, hash) = (last.seq, last.hash);
+        let committed = self.contains(seq, &hash).await?;
+        let links = self.in_doubt.take();
+        Ok(if committed { links } else { None })
+    }
+
+    /// Whether the entry `seq` with `hash` is in the table.
+    pub async fn contains(&mut self, seq: u64, hash: &Hash) -> Result<bool, AuditError> {
+        let location = self.location.clone();
+        let sql = self.sql.has.clone();
+        let pool = self.ready().await?.clone();
+        let row = bounded(
+            &location,
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .bind(hash.to_vec())
+                .fetch_optional(&pool),
+        )
+        .await;
+        if row.is_err() {
             if let Some(p) = self.pool.take() {
                 p.close().await;
             }
         }
-        result
+        Ok(row?.is_some())
     }
 
     /// Verifies the table.

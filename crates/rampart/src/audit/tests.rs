@@ -589,7 +589,7 @@ fn the_policy_refuses_missing_keys_and_bad_values_with_their_paths() {
     let dir = tempfile::tempdir().unwrap();
     let loaded = LoadedConfig::from_text(
         &dir.path().join("rampart.toml"),
-        "[audit]\nsink = \"postgres\"\non_failure = \"spool\"\nqueue = 0\ntable = \"Bad-Name\"\n\
+        "[audit]\nsink = \"postgres\"\non_failure = \"spool\"\nqueue = 0\nlinger = \"50ms\"\ntable = \"Bad-Name\"\n\
          postgres_url = \"postgres://u@h/db\"\n\n[[audit.master_keys]]\nid = \"k1\"\nfile = \"missing.key\"\n\
          [[audit.export]]\nkind = \"syslog\"\naddress = \"tcp://x\"\n"
             .into(),
@@ -599,6 +599,7 @@ fn the_policy_refuses_missing_keys_and_bad_values_with_their_paths() {
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     for want in [
         "audit.queue",
+        "audit.linger",
         "audit.table",
         "audit.master_keys[0].file",
         "audit.signing_key_file",
@@ -753,59 +754,128 @@ async fn an_unreachable_database_fails_closed() {
 }
 
 /// A TCP forwarder to PostgreSQL that can be cut (connections dropped,
-/// new ones refused) and restored: the database "goes away" for real.
+/// new ones refused) and restored: the database "goes away" for real. It
+/// can also cut a connection when the server answers the next `COMMIT`,
+/// before the answer reaches the client: the commit happens, the client
+/// never hears of it.
 struct Cuttable {
     addr: std::net::SocketAddr,
     up: Arc<std::sync::atomic::AtomicBool>,
     generation: Arc<std::sync::atomic::AtomicU64>,
+    cut_at_commit: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections open through it.
+    live: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one open connection until dropped.
+struct Live(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Cuttable {
     async fn start(target: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::Ordering;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let up = Arc::new(AtomicBool::new(true));
         let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (u, g) = (up.clone(), generation.clone());
+        let cut_at_commit = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (u, g, c, n) = (
+            up.clone(),
+            generation.clone(),
+            cut_at_commit.clone(),
+            live.clone(),
+        );
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = l.accept().await else {
+                let Ok((client, _)) = l.accept().await else {
                     continue;
                 };
                 if !u.load(Ordering::SeqCst) {
                     continue; // dropped: refused
                 }
-                let (u, g) = (u.clone(), g.clone());
+                let (u, g, c) = (u.clone(), g.clone(), c.clone());
                 let born = g.load(Ordering::SeqCst);
+                n.fetch_add(1, Ordering::SeqCst);
+                let open = Live(n.clone());
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    let _open = open; // dropped last, after both sockets
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
-                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let watch = async {
-                        while u.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let to_server = async {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    };
+                    let to_client = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            // The server's CommandComplete for a COMMIT: it
+                            // has committed. The answer is dropped, and the
+                            // connection with it.
+                            let committed = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+                            if committed && c.swap(false, Ordering::SeqCst) {
+                                return;
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
                         }
                     };
-                    tokio::select! { _ = copy => {}, () = watch => {} }
+                    let watch = async {
+                        while u.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                    };
+                    tokio::select! { biased; () = watch => {}, () = to_server => {}, () = to_client => {} }
                 });
             }
         });
-        Self { addr, up, generation }
+        Self {
+            addr,
+            up,
+            generation,
+            cut_at_commit,
+            live,
+        }
     }
 
-    fn set(&self, up: bool) {
+    /// Up, or down: then it returns once every open connection is cut, so
+    /// that nothing sent after it reaches the database.
+    async fn set(&self, up: bool) {
         use std::sync::atomic::Ordering;
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.up.store(up, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if up {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.live.load(Ordering::SeqCst) > 0 {
+            assert!(std::time::Instant::now() < deadline, "connections not cut");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The next `COMMIT` is carried out; its answer never comes back.
+    fn lose_the_next_commit_answer(&self) {
+        self.cut_at_commit
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spool_keeps_records_while_the_database_is_away_and_moves_them_back() {
-    let f = Fixture::new();
-    let table = table_name("spool");
+/// A PostgreSQL policy whose connections go through a [`Cuttable`].
+async fn through_proxy(f: &Fixture, table: &str, extra: &str) -> (Cuttable, Arc<AuditPolicy>) {
     let opts: sqlx::postgres::PgConnectOptions = pg_url().parse().unwrap();
     let target = tokio::net::lookup_host((opts.get_host(), opts.get_port()))
         .await
@@ -813,27 +883,38 @@ async fn spool_keeps_records_while_the_database_is_away_and_moves_them_back() {
         .next()
         .unwrap();
     let proxy = Cuttable::start(target).await;
+    // In the clear, so that the proxy can see the answer to COMMIT.
     let via = format!(
-        "postgres://{}@{}/{}",
+        "postgres://{}@{}/{}?sslmode=disable",
         opts.get_username(),
         proxy.addr,
         opts.get_database().unwrap_or("test")
     );
-    let section =
-        pg_section(&table, "on_failure = \"spool\"\nspool_dir = \"spool\"").replace(&pg_url(), &via);
-    let p = Arc::new(policy(f.dir.path(), &section));
-    let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
-    for i in 0..5 {
-        a.admit().await.unwrap().record(request(i)).await.unwrap();
-    }
-    proxy.set(false);
-    // While the database is away: admitted, answered, spooled to disk.
-    for i in 5..25 {
-        a.admit().await.unwrap().record(request(i)).await.unwrap();
-    }
-    assert!(a.is_spooling());
-    assert!(!list_segments(&f.path("spool")).unwrap().is_empty());
-    proxy.set(true);
+    let section = pg_section(table, extra).replace(&pg_url(), &via);
+    (proxy, Arc::new(policy(f.dir.path(), &section)))
+}
+
+/// The request records in a table, by path, after verifying its chain.
+async fn table_requests(f: &Fixture, table: &str, trusted: &super::crypto::TrustedKeys) -> Vec<String> {
+    let mut sink = pg_sink(f, table).await;
+    sink.verify(trusted).await.unwrap();
+    let mut paths = Vec::new();
+    sink.scan(|_, _, body| {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        if v["event"]["kind"] == "request" {
+            paths.push(v["event"]["path"].as_str().unwrap_or("").to_owned());
+        }
+        Ok::<bool, ()>(true)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    sink.drop_tables().await.unwrap();
+    paths
+}
+
+/// Waits (at most 15 s) until the spool has been moved into the table.
+async fn drained(a: &Auditor) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while a.is_spooling() {
         assert!(
@@ -842,20 +923,111 @@ async fn spool_keeps_records_while_the_database_is_away_and_moves_them_back() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Each of `n` requests recorded exactly once.
+fn each_once(mut paths: Vec<String>, n: usize) {
+    paths.sort();
+    let mut want: Vec<String> = (0..n).map(|i| format!("/v1/accounts/acc-{i}")).collect();
+    want.sort();
+    assert_eq!(paths, want, "every record, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_not_written_twice() {
+    // Without a spool: the writer retries the same batch, and asks the
+    // table first whether the lost commit happened.
+    let f = Fixture::new();
+    let table = table_name("lostcommit");
+    let (proxy, p) = through_proxy(&f, &table, "").await;
+    let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
+    for i in 0..3 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    proxy.lose_the_next_commit_answer();
+    a.admit().await.unwrap().record(request(3)).await.unwrap();
+    assert!(
+        !proxy.cut_at_commit.load(std::sync::atomic::Ordering::SeqCst),
+        "the commit was not cut"
+    );
+    assert!(a.health.failed_commits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    for i in 4..6 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
     a.close(Duration::from_secs(5)).await;
-    let mut sink = pg_sink(&f, &table).await;
-    sink.verify(&p.trusted).await.unwrap();
-    let mut requests = 0;
-    sink.scan(|_, _, body| {
-        requests += usize::from(body.contains("\"kind\":\"request\""));
-        Ok::<bool, ()>(true)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(requests, 25, "every record, once");
+    each_once(table_requests(&f, &table, &p.trusted).await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_answer_that_starts_the_spool_is_not_moved_twice() {
+    // With a spool: the batch goes to the spool with a note, and the drain
+    // asks the table before it moves it.
+    let f = Fixture::new();
+    let table = table_name("lostspool");
+    let (proxy, p) = through_proxy(&f, &table, "on_failure = \"spool\"\nspool_dir = \"spool\"").await;
+    let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
+    for i in 0..3 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    proxy.set(true).await; // keep accepting: the drain may start at once
+    proxy.lose_the_next_commit_answer();
+    for i in 3..10 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    assert!(!proxy.cut_at_commit.load(std::sync::atomic::Ordering::SeqCst));
+    drained(&a).await;
+    a.close(Duration::from_secs(5)).await;
+    each_once(table_requests(&f, &table, &p.trusted).await, 10);
     assert!(list_segments(&f.path("spool")).unwrap().is_empty());
-    sink.drop_tables().await.unwrap();
+    assert!(!f.path("spool").join("IN-DOUBT.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_move_whose_answer_is_lost_is_not_moved_twice() {
+    let f = Fixture::new();
+    let table = table_name("lostmove");
+    let (proxy, p) = through_proxy(&f, &table, "on_failure = \"spool\"\nspool_dir = \"spool\"").await;
+    let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
+    a.admit().await.unwrap().record(request(0)).await.unwrap();
+    proxy.set(false).await;
+    for i in 1..8 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    assert!(a.is_spooling());
+    // The database returns; the first move of the spool commits, and its
+    // answer is lost.
+    proxy.lose_the_next_commit_answer();
+    proxy.set(true).await;
+    drained(&a).await;
+    assert!(
+        !proxy.cut_at_commit.load(std::sync::atomic::Ordering::SeqCst),
+        "the move was not cut"
+    );
+    a.close(Duration::from_secs(5)).await;
+    each_once(table_requests(&f, &table, &p.trusted).await, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_keeps_records_while_the_database_is_away_and_moves_them_back() {
+    let f = Fixture::new();
+    let table = table_name("spool");
+    let (proxy, p) = through_proxy(&f, &table, "on_failure = \"spool\"\nspool_dir = \"spool\"").await;
+    let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
+    for i in 0..5 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    proxy.set(false).await;
+    // While the database is away: admitted, answered, spooled to disk.
+    for i in 5..25 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    assert!(a.is_spooling());
+    assert!(!list_segments(&f.path("spool")).unwrap().is_empty());
+    proxy.set(true).await;
+    drained(&a).await;
+    a.close(Duration::from_secs(5)).await;
+    each_once(table_requests(&f, &table, &p.trusted).await, 25);
+    assert!(list_segments(&f.path("spool")).unwrap().is_empty());
 }
 
 // === Redaction: no secret in anything written ===

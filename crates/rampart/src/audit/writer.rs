@@ -1,7 +1,8 @@
 //! The writer: one thread that takes records off the bounded channel,
 //! links them into the chain and commits them in groups.
 //!
-//! Each turn takes every record waiting (up to [`MAX_BATCH`]), adds a
+//! Each turn takes every record waiting (up to [`MAX_BATCH`]; when only a
+//! few are, it lingers `[audit] linger` for more), adds a
 //! signed checkpoint when one is due, links the batch after the chain's
 //! head, writes it in one write (files) or one transaction (PostgreSQL),
 //! fsyncs it (`durability = "fsync"`), updates the signed head, and only
@@ -96,7 +97,30 @@ struct Batch {
     records: u64,
 }
 
+/// A group that holds this many records already is committed without
+/// lingering for more.
+const LINGER_UNTIL: usize = 64;
+
 impl Batch {
+    /// Takes what is waiting, without waiting.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Msg>) {
+        while self.pending.len() < MAX_BATCH && self.close.is_none() {
+            match rx.try_recv() {
+                Ok(m) => self.add(m),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Whether waiting for more records is worth it: a small group of
+    /// records, and nobody asking for a flush or a close.
+    fn wants_more(&self) -> bool {
+        self.records > 0
+            && self.pending.len() < LINGER_UNTIL
+            && self.flushes.is_empty()
+            && self.close.is_none()
+    }
+
     fn add(&mut self, m: Msg) {
         match m {
             Msg::Record { time, event, ack } => {
@@ -188,11 +212,15 @@ pub async fn run(
         };
         let mut batch = Batch::default();
         batch.add(first);
-        while batch.pending.len() < MAX_BATCH && batch.close.is_none() {
-            match rx.try_recv() {
-                Ok(m) => batch.add(m),
-                Err(_) => break,
-            }
+        batch.drain(&mut rx);
+        let linger = w.policy.config.linger;
+        if !linger.is_zero() && batch.wants_more() {
+            // Let the group gather: records sent meanwhile wake nobody (the
+            // receiver is not waiting), and the whole group costs one write
+            // and one fsync. A blocking sleep: this thread is the writer's
+            // own, and tokio's timer cannot wait less than a millisecond.
+            std::thread::sleep(linger);
+            batch.drain(&mut rx);
         }
         let close = batch.close.take();
         w.commit(batch, true).await;
@@ -432,7 +460,14 @@ impl Writer {
                     )?;
                     return Ok(());
                 }
-                match pg.append(pending, node.as_deref(), &time).await {
+                // A retry of a batch whose first try failed after it was
+                // sent: if that try committed, these records are in already.
+                let appended = match pg.settle().await {
+                    Ok(Some(links)) => Ok(links),
+                    Ok(None) => pg.append(pending, node.as_deref(), &time).await,
+                    Err(e) => Err(e),
+                };
+                match appended {
                     Ok(links) => links,
                     Err(e) => match self.spool.as_mut() {
                         Some(spool) => {
@@ -442,6 +477,15 @@ impl Writer {
                                 spool = %spool.dir().display(),
                                 "PostgreSQL is failing: audit records go to the local spool until it returns"
                             );
+                            // The spool is empty: this batch comes first in it.
+                            if let Some((seq, hash)) = pg.take_in_doubt() {
+                                let events = pending.iter().filter(|p| movable(p)).count();
+                                SpoolDoubt {
+                                    known: 0,
+                                    doubt: Some(InDoubt { seq, hash, events }),
+                                }
+                                .write(spool.dir())?;
+                            }
                             self.health.spooling.store(true, Ordering::SeqCst);
                             Self::spool_append(
                                 Some(spool),
@@ -509,7 +553,8 @@ impl Writer {
     /// Between turns: rotation, retention, interval fsync and checkpoint,
     /// spool drain.
     async fn maintain(&mut self) {
-        let c = self.policy.config.clone();
+        let policy = self.policy.clone();
+        let c = &policy.config;
         let now = self.clock.now();
         let mono = self.clock.monotonic();
         if self.dirty && mono.saturating_sub(self.last_sync) >= c.fsync_interval {
@@ -583,7 +628,9 @@ impl Writer {
     /// Moves the spool into the table, one segment per transaction, oldest
     /// first. Only the spooled events move (the spool's own start records
     /// and checkpoints belong to its chain); the table's chain links them
-    /// anew.
+    /// anew. A move that fails after it was sent may have committed: the
+    /// spool's [`SpoolDoubt`] says so, and the next drain asks the table
+    /// before it moves those events again.
     async fn drain_spool(&mut self) {
         let (Primary::Postgres(pg), Some(spool)) = (&mut self.primary, self.spool.as_mut()) else {
             return;
@@ -603,19 +650,38 @@ impl Writer {
                 return;
             }
         };
+        // How many events of the oldest segment are in the table already.
+        let doubt = SpoolDoubt::read(&dir);
+        let mut known = match &doubt {
+            None => 0,
+            Some(d) => match &d.doubt {
+                None => d.known,
+                Some(x) => match pg.contains(x.seq, &x.hash).await {
+                    Ok(true) => x.events,
+                    Ok(false) => d.known,
+                    Err(_) => return,
+                },
+            },
+        };
         let time = timestamp(self.clock.now());
         let node = self.policy.config.node.clone();
         for (_, path) in segments {
             let mut pending = Vec::new();
             let mut bad = None;
+            let mut skip = known;
             let scanned = scan_segment(&path, self.policy.keys.as_ref(), |item| match item {
                 Item::Entry { body, .. } => match serde_json::from_slice::<super::record::Entry>(body) {
                     Ok(e) => {
-                        if matches!(e.event, Event::Request(_) | Event::Admin(_) | Event::Reload(_)) {
-                            pending.push(Pending::Event {
-                                time: e.time,
-                                event: e.event,
-                            });
+                        let p = Pending::Event {
+                            time: e.time,
+                            event: e.event,
+                        };
+                        if movable(&p) {
+                            if skip > 0 {
+                                skip -= 1; // in the table already
+                            } else {
+                                pending.push(p);
+                            }
                         }
                     }
                     Err(_) => bad = Some("an entry does not parse"),
@@ -645,14 +711,36 @@ impl Writer {
                         tracing::error!(target: "rampart::audit", error = %e, "removing a drained spool segment failed");
                         return;
                     }
+                    // The next segment starts from nothing known.
+                    if known > 0 || doubt.is_some() {
+                        let _ = std::fs::remove_file(dir.join(DOUBT_FILE));
+                    }
+                    known = 0;
                 }
-                Err(_) => return,
+                Err(_) => {
+                    let moved = known + pending.len();
+                    let next = SpoolDoubt {
+                        known,
+                        doubt: pg.take_in_doubt().map(|(seq, hash)| InDoubt {
+                            seq,
+                            hash,
+                            events: moved,
+                        }),
+                    };
+                    if next.known > 0 || next.doubt.is_some() {
+                        if let Err(e) = next.write(&dir) {
+                            tracing::error!(target: "rampart::audit", error = %e, "writing the audit spool's note failed");
+                        }
+                    }
+                    return;
+                }
             }
         }
         if let Err(e) = spool.clear() {
             tracing::error!(target: "rampart::audit", error = %e, "clearing the audit spool failed");
             return;
         }
+        let _ = std::fs::remove_file(dir.join(DOUBT_FILE));
         self.health.spooling.store(false, Ordering::SeqCst);
         tracing::info!(target: "rampart::audit", "the audit spool was moved into PostgreSQL");
     }
@@ -688,6 +776,71 @@ impl Batch {
         Self {
             flushes: vec![tx],
             ..Default::default()
+        }
+    }
+}
+
+/// Whether the spool's drain moves this entry into the table (the
+/// spool's own start records and checkpoints stay behind).
+fn movable(p: &Pending) -> bool {
+    matches!(
+        p,
+        Pending::Event {
+            event: Event::Request(_) | Event::Admin(_) | Event::Reload(_),
+            ..
+        }
+    )
+}
+
+/// The spool's file for [`SpoolDoubt`].
+const DOUBT_FILE: &str = "IN-DOUBT.json";
+
+/// Kept beside the spool (`IN-DOUBT.json`) when an append failed after
+/// its rows were sent, so the answer to COMMIT may have been lost: the
+/// batch that started the spool, or a move of the oldest segment. The
+/// first `known` events the drain would move from the oldest segment are
+/// in the table; so are the first `doubt.events` if the table holds entry
+/// `doubt.seq` with `doubt.hash`. Without it, a commit whose answer was
+/// lost would be written twice.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SpoolDoubt {
+    known: usize,
+    doubt: Option<InDoubt>,
+}
+
+/// An append that may have committed: its last entry, and how many events
+/// of the oldest segment are in the table if it did.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct InDoubt {
+    seq: u64,
+    hash: super::record::Hash,
+    events: usize,
+}
+
+impl SpoolDoubt {
+    /// Written (and fsynced) before the records it speaks of.
+    fn write(&self, dir: &std::path::Path) -> Result<(), AuditError> {
+        use std::io::Write as _;
+        let fail = |e: std::io::Error| AuditError::Sink {
+            location: dir.display().to_string(),
+            reason: format!("{DOUBT_FILE}: {e}"),
+        };
+        let tmp = dir.join(format!("{DOUBT_FILE}.tmp"));
+        let body = serde_json::to_vec(self).map_err(|e| fail(std::io::Error::other(e)))?;
+        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+        f.write_all(&body).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, dir.join(DOUBT_FILE)).map_err(fail)
+    }
+
+    fn read(dir: &std::path::Path) -> Option<Self> {
+        let text = std::fs::read(dir.join(DOUBT_FILE)).ok()?;
+        match serde_json::from_slice(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(target: "rampart::audit", error = %e, "the audit spool's {DOUBT_FILE} does not parse: its records are moved as they are");
+                None
+            }
         }
     }
 }

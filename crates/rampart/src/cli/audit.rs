@@ -376,14 +376,24 @@ fn read(args: &TrailArgs, select: &SelectArgs, out: Out) -> ExitCode {
     damaged += unparsable;
     if damaged > 0 {
         eprintln!(
-            "error: {damaged} entr(y/ies) could not be read and were not printed; run `rampart audit verify`"
+            "error: {damaged} {} could not be read and {} not printed; run `rampart audit verify`",
+            entries(damaged),
+            if damaged == 1 { "was" } else { "were" }
         );
         return ExitCode::from(1);
     }
     if out == Out::Text {
-        eprintln!("{printed} entr(y/ies)");
+        eprintln!("{printed} {}", entries(printed));
     }
     ExitCode::SUCCESS
+}
+
+fn entries(n: u64) -> &'static str {
+    if n == 1 {
+        "entry"
+    } else {
+        "entries"
+    }
 }
 
 fn read_dir(

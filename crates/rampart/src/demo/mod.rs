@@ -326,9 +326,9 @@ pub async fn start(
             ),
         ),
         (
-            "Payments are limited to 5 a minute per client (earlier payments count): past five, 429 with Retry-After and RateLimit headers",
+            "Payments are limited to 10 a minute per customer (the payments above count too): the loop reaches the limit, then 429 with Retry-After and RateLimit headers",
             format!(
-                "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" {payment} {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-6' {payment} {payments_url}"
+                "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H \"Idempotency-Key: demo-limit-$i\" {payment} {payments_url}; done; echo; curl -i --cacert {ca} -X POST {dpop} -H 'content-type: application/json' -H 'Idempotency-Key: demo-limit-11' {payment} {payments_url}"
             ),
         ),
         (

@@ -4,7 +4,6 @@
 //! prints accepted (or refused) by the library the gateway uses.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use http::{HeaderMap, HeaderValue};
 use rampart::authn::api_keys::{ApiKeys, ApiKeysPolicy};
@@ -12,23 +11,10 @@ use rampart::authn::AuthnError;
 use rampart::clock::SystemClock;
 use rampart::config::LoadedConfig;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rampart")
-}
-
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
+use crate::{checked_policy, example_section, rampart, Run};
 
 fn keys(args: &[&str]) -> Run {
-    let out = Command::new(bin()).arg("keys").args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    rampart(&[&["keys"], args].concat())
 }
 
 /// A policy with only `[api_keys]` (the rest need not be valid for key
@@ -249,39 +235,11 @@ fn unreachable_store_exits_2() {
 
 #[test]
 fn the_example_api_keys_section_passes_check() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let example = std::fs::read_to_string(repo.join("config/rampart.example.toml")).unwrap();
-    let section: Vec<&str> = example
-        .lines()
-        .skip_while(|l| *l != "# [api_keys]")
-        .take_while(|l| l.starts_with('#'))
-        .filter(|l| !l.starts_with("#  "))
-        .map(|l| l.trim_start_matches("# "))
-        .collect();
+    let section = example_section("api_keys");
     assert!(section.len() >= 5, "{section:?}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api-keys.pepper"), "x".repeat(44)).unwrap();
-    let file = dir.path().join("rampart.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[listeners]]\nname = \"p\"\nbind = \"127.0.0.1:0\"\n\n[dangerous]\nallow_plain_http = true\n\n{}\n",
-            section.join("\n")
-        ),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = checked_policy(dir.path(), &section);
     // And the CLI uses it.
     let r = keys(&["list", "--config", file.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.err);

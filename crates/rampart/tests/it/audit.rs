@@ -4,18 +4,13 @@
 //! file and log line written.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use http::Method;
 use rampart_testkit::{admin_request, admin_send, base_policy, Harness, RecordingUpstream, ADMIN_TOKEN};
 use serde_json::Value;
 
-use crate::ROUTES;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rampart")
-}
+use crate::{checked_policy, example_section, rampart, Run, ROUTES};
 
 /// Key files for `[audit]`: a master key and an Ed25519 signing key.
 fn key_files() -> Vec<(&'static str, String)> {
@@ -80,19 +75,8 @@ async fn harness(extra: &str) -> Harness {
     Harness::start_with_files(upstream, &policy, &files).await
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
 fn audit(args: &[&str]) -> Run {
-    let out = Command::new(bin()).arg("audit").args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    rampart(&[&["audit"], args].concat())
 }
 
 /// Every entry `rampart audit export` prints.
@@ -579,15 +563,7 @@ fn rand_suffix() -> String {
 
 #[test]
 fn the_example_audit_section_passes_check() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let example = std::fs::read_to_string(repo.join("config/rampart.example.toml")).unwrap();
-    let section: Vec<&str> = example
-        .lines()
-        .skip_while(|l| *l != "# [audit]")
-        .take_while(|l| l.starts_with('#'))
-        .filter(|l| !l.starts_with("#  "))
-        .map(|l| l.trim_start_matches("# "))
-        .collect();
+    let section = example_section("audit");
     assert!(section.len() >= 10, "{section:?}");
     let dir = tempfile::tempdir().unwrap();
     let r = audit(&["keygen", "--dir", dir.path().to_str().unwrap()]);
@@ -598,27 +574,7 @@ fn the_example_audit_section_passes_check() {
         1,
         "refuses to overwrite"
     );
-    let file = dir.path().join("rampart.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[listeners]]\nname = \"p\"\nbind = \"127.0.0.1:0\"\n\n[dangerous]\nallow_plain_http = true\n\n{}\n",
-            section.join("\n")
-        ),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = checked_policy(dir.path(), &section);
     // No trail yet: unreadable, exit 2.
     let v = audit(&["verify", "--config", file.to_str().unwrap()]);
     assert_eq!(v.code, 2, "{}{}", v.out, v.err);

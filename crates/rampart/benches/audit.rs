@@ -60,6 +60,8 @@ fn event(i: usize) -> Event {
         latency_ms: 1.9,
         bytes_in: None,
         bytes_out: Some(324),
+        signals: Vec::new(),
+        confirmed: false,
     }))
 }
 

@@ -129,6 +129,8 @@ pub struct Exchange {
     /// Findings let through (`flag`) and verified signatures, for the
     /// threat engine and the audit record; never values.
     pub signals: Vec<crate::validate::Signal>,
+    /// A one-time code confirmed this request (transaction confirmation).
+    pub confirmed: bool,
 }
 
 impl Exchange {
@@ -172,6 +174,7 @@ impl Exchange {
             upstream_status: None,
             upstream_latency: None,
             signals: Vec::new(),
+            confirmed: false,
         }
     }
 

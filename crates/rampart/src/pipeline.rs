@@ -152,6 +152,7 @@ async fn run(
         json = parse_json(&parts.headers, &bytes)?; // 400 invalid-json
     }
     let permit = authorize(gw, ex, route, &parts, json.as_ref(), scheme).await?; // 403; 401 step-up; 429 confirmation locked
+    ex.confirmed = permit.confirmed();
     if let Some(h) = route.authz.confirm_header() {
         // A one-time code is for the gateway, never the upstream.
         parts.headers.remove(h);

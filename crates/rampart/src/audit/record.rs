@@ -141,6 +141,15 @@ pub struct RequestEvent {
     /// Response body bytes, when known before streaming.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bytes_out: Option<u64>,
+    /// Findings let through (`flag`) and verified message signatures, as
+    /// `kind at pointer` (`injection:sqli at /remittance_information`);
+    /// never the values.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub signals: Vec<String>,
+    /// A one-time code confirmed the request (RFC 6238 transaction
+    /// confirmation). Refused attempts are in `outcome` and `cause`.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub confirmed: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -200,6 +209,17 @@ impl RequestEvent {
             latency_ms: ms(latency),
             bytes_in: ex.bytes_in,
             bytes_out,
+            signals: ex
+                .signals
+                .iter()
+                // The kind is the gateway's own words (a class, a configured
+                // client); the pointer holds the client's member names.
+                .map(|s| match s.pointer.as_str() {
+                    "" => s.kind.clone(),
+                    at => format!("{} at {}", s.kind, redact::redact_url_part(at)),
+                })
+                .collect(),
+            confirmed: ex.confirmed,
         }
     }
 }

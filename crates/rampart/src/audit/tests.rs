@@ -102,6 +102,47 @@ fn request(n: usize) -> Event {
     )))
 }
 
+#[test]
+fn flagged_findings_signatures_and_confirmations_are_in_the_record_without_values() {
+    let mut ex = crate::exchange::test_exchange("198.51.100.7:40000", true);
+    ex.signals = vec![
+        crate::validate::Signal {
+            kind: "injection:sqli".into(),
+            pointer: "/remittance_information".into(),
+        },
+        crate::validate::Signal {
+            kind: "signature:demo-partner".into(),
+            pointer: String::new(),
+        },
+    ];
+    ex.confirmed = true;
+    let e = RequestEvent::from_exchange(&ex, 201, Duration::from_millis(3), None);
+    assert_eq!(
+        e.signals,
+        [
+            "injection:sqli at /remittance_information",
+            "signature:demo-partner"
+        ]
+    );
+    assert!(e.confirmed);
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["confirmed"], true);
+    // Absent when there is nothing to say; old records read back.
+    let plain = RequestEvent::from_exchange(
+        &crate::exchange::test_exchange("198.51.100.7:40000", true),
+        200,
+        Duration::ZERO,
+        None,
+    );
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(
+        json.get("signals").is_none() && json.get("confirmed").is_none(),
+        "{json}"
+    );
+    let back: RequestEvent = serde_json::from_value(json).unwrap();
+    assert!(back.signals.is_empty() && !back.confirmed);
+}
+
 /// Writes `n` requests through a real auditor, closes it.
 async fn written(f: &Fixture, extra: &str, n: usize) {
     let a = f.auditor(extra).await;

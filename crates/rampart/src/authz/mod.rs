@@ -55,6 +55,7 @@ use crate::config::{ConfigProblem, LoadedConfig};
 pub struct Permit {
     principal: Option<Arc<Principal>>,
     view: Option<usize>,
+    confirmed: bool,
 }
 
 impl Permit {
@@ -66,6 +67,12 @@ impl Permit {
     /// The route's response view that applies, by index.
     pub fn view(&self) -> Option<usize> {
         self.view
+    }
+
+    /// Whether a one-time code confirmed this request (transaction
+    /// confirmation), for the audit record.
+    pub fn confirmed(&self) -> bool {
+        self.confirmed
     }
 }
 
@@ -128,6 +135,7 @@ impl Authz {
                 return Ok(Permit {
                     principal: None,
                     view: None,
+                    confirmed: false,
                 })
             }
             RouteKind::Authenticated => {
@@ -135,6 +143,7 @@ impl Authz {
                 return Ok(Permit {
                     principal: Some(principal.clone()),
                     view: None,
+                    confirmed: false,
                 });
             }
             RouteKind::Require(req) => req,
@@ -217,14 +226,17 @@ impl Authz {
                 s.check(p, input.now)?;
             }
         }
+        let mut confirmed = false;
         if let Some(c) = &req.confirm {
             if holds(&c.when) {
                 self.confirm(c, p, input.headers).await?;
+                confirmed = true;
             }
         }
         Ok(Permit {
             principal: Some(arc.clone()),
             view,
+            confirmed,
         })
     }
 }

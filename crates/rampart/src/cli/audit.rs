@@ -457,11 +457,18 @@ fn text_line(entry: &Value) -> String {
                 .and_then(Value::as_str)
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default();
-            let cause = e
+            let mut cause = e
                 .get("cause")
                 .and_then(Value::as_str)
                 .map(|c| format!(" cause=\"{c}\""))
                 .unwrap_or_default();
+            if e.get("confirmed").and_then(Value::as_bool) == Some(true) {
+                cause.push_str(" confirmed");
+            }
+            if let Some(signals) = e.get("signals").and_then(Value::as_array) {
+                let list: Vec<&str> = signals.iter().filter_map(Value::as_str).collect();
+                cause.push_str(&format!(" signals=\"{}\"", list.join(", ")));
+            }
             format!(
                 "{} {}{} -> {} {} route={} who={} ip={} {}ms id={}{}",
                 s(&e, "method"),

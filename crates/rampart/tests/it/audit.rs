@@ -592,7 +592,23 @@ pub fn check_demo_trail(demo_dir: &Path, printed: &str, customer_token: &str) {
     let v = audit(&["verify", "--config", p]);
     assert_eq!(v.code, 0, "{}{}", v.out, v.err);
     let entries = export(&policy, &[]);
-    assert!(requests(&entries).len() >= 15, "{}", entries.len());
+    let reqs = requests(&entries);
+    assert!(reqs.len() >= 15, "{}", entries.len());
+    // Every confirmation attempt (issue 4): the one the code confirmed, and
+    // the refused ones with their outcome; never the code.
+    let confirmed: Vec<_> = reqs.iter().filter(|e| e["confirmed"] == true).collect();
+    assert_eq!(confirmed.len(), 1, "{confirmed:#?}");
+    assert_eq!(confirmed[0]["status"], 201);
+    assert_eq!(confirmed[0]["route"], "payment-create");
+    for outcome in ["confirmation-required", "confirmation-failed"] {
+        assert!(
+            reqs.iter().any(|e| e["outcome"] == outcome && e["status"] == 403),
+            "no {outcome} record"
+        );
+    }
+    let shown = audit(&["show", "--config", p, "--filter", "status=201"]);
+    assert_eq!(shown.code, 0, "{}", shown.err);
+    assert!(shown.out.contains(" confirmed"), "{}", shown.out);
     // Grep every file the demo wrote, and what it printed.
     let mut files = Vec::new();
     all_files(demo_dir, &mut files);

@@ -433,7 +433,9 @@ fn admin_users_are_added_with_a_checked_password_and_a_totp() {
     assert!(list.contains("bob") && list.contains("security-admin"), "{list}");
     assert!(!list.contains("argon2"));
     // The store holds a hash, not the password.
-    let db = std::fs::read(tmp.path().join("rampart-mfa.db")).unwrap();
+    // (SQLite may still hold the rows in its write-ahead log.)
+    let mut db = std::fs::read(tmp.path().join("rampart-mfa.db")).unwrap();
+    db.extend(std::fs::read(tmp.path().join("rampart-mfa.db-wal")).unwrap_or_default());
     let db = String::from_utf8_lossy(&db);
     assert!(!db.contains("Tr4vel-by-Night-Tr@in") && db.contains("$argon2id$"));
     let passwd = |pw: &str| {

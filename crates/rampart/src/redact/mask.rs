@@ -90,18 +90,20 @@ pub fn luhn_valid(s: &str) -> bool {
 /// The IBAN in `s` in its electronic form (no spaces, capitals), if `s` is
 /// one: two letters, two check digits, 11 to 30 alphanumerics, passing the
 /// ISO 13616 mod-97 check.
-fn iban_normal(s: &str) -> Option<String> {
-    let n: String = s
-        .chars()
-        .filter(|c| *c != ' ')
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    let b = n.as_bytes();
-    if !(15..=34).contains(&b.len())
-        || !b[..2].iter().all(u8::is_ascii_uppercase)
-        || !b[2..4].iter().all(u8::is_ascii_digit)
-        || !b.iter().all(u8::is_ascii_alphanumeric)
-    {
+fn iban_normal(s: &str) -> Option<Iban> {
+    // Copied into a fixed buffer: no allocation (the validator checks every
+    // IBAN-formatted field of every payment).
+    let mut buf = [0u8; 34];
+    let mut len = 0;
+    for c in s.bytes().filter(|c| *c != b' ') {
+        if len == buf.len() || !c.is_ascii_alphanumeric() {
+            return None;
+        }
+        buf[len] = c.to_ascii_uppercase();
+        len += 1;
+    }
+    let b = &buf[..len];
+    if len < 15 || !b[..2].iter().all(u8::is_ascii_uppercase) || !b[2..4].iter().all(u8::is_ascii_digit) {
         return None;
     }
     // Move the first four characters to the end; letters count as 10..35.
@@ -118,7 +120,20 @@ fn iban_normal(s: &str) -> Option<String> {
             (rem * 10 + v) % 97
         };
     }
-    (rem == 1).then_some(n)
+    (rem == 1).then_some(Iban { buf, len })
+}
+
+/// An IBAN in its electronic form.
+struct Iban {
+    buf: [u8; 34],
+    len: usize,
+}
+
+impl Iban {
+    fn as_str(&self) -> &str {
+        // Only ASCII alphanumerics were copied in.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
 }
 
 /// Whether `s` is a valid IBAN (spaces allowed, any case).
@@ -129,7 +144,10 @@ pub fn iban_valid(s: &str) -> bool {
 /// `DE89 **** **** **** 3000` for a valid IBAN; `****` for anything else.
 pub fn mask_iban(s: &str) -> String {
     match iban_normal(s) {
-        Some(n) => format!("{} **** **** **** {}", &n[..4], &n[n.len() - 4..]),
+        Some(iban) => {
+            let n = iban.as_str();
+            format!("{} **** **** **** {}", &n[..4], &n[n.len() - 4..])
+        }
         None => FULL_MASK.to_owned(),
     }
 }
@@ -173,6 +191,7 @@ mod tests {
             "DE8937040044",                // too short
             "1289370400440532013000",      // no country
             "DE89-3704-0044-0532-0130-00", // hyphens are not IBAN syntax
+            "DE8937040044053201300000000000000000", // 36 characters: longer than any IBAN
             "",
             "ü",
         ] {

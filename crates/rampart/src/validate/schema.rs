@@ -227,7 +227,7 @@ pub fn is_bic(s: &str) -> bool {
 
 /// ISO 4217 active alphabetic codes (list of 2025), plus `XAU`, `XAG`,
 /// `XPT`, `XPD` (precious metals) and `XXX`/`XTS` (no currency / testing).
-const ISO_4217: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL \
+pub(crate) const ISO_4217: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL \
 BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB \
 EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR \
 KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN \
@@ -237,7 +237,32 @@ VND VUV WST XAF XAG XAU XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW 
 
 /// An ISO 4217 alphabetic code in use.
 pub fn is_currency(s: &str) -> bool {
-    s.len() == 3 && s.bytes().all(|c| c.is_ascii_uppercase()) && ISO_4217.split(' ').any(|c| c == s)
+    // One bit per three-letter code (26^3), built once: a lookup, not a
+    // scan of the list, for every amount of every payment.
+    static CODES: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
+        let mut bits = vec![0u64; CODE_SPACE.div_ceil(64)];
+        for code in ISO_4217.split_whitespace() {
+            if let Some(i) = code_index(code) {
+                bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        bits
+    });
+    code_index(s).is_some_and(|i| CODES[i / 64] & (1 << (i % 64)) != 0)
+}
+
+/// Three-letter codes there can be.
+const CODE_SPACE: usize = 26 * 26 * 26;
+
+/// The place of a three-capital-letter code among all of them.
+fn code_index(s: &str) -> Option<usize> {
+    match s.as_bytes() {
+        &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => {
+            let d = |x: u8| usize::from(x - b'A');
+            Some((d(a) * 26 + d(b)) * 26 + d(c))
+        }
+        _ => None,
+    }
 }
 
 /// An amount as a decimal string: optional `-`, digits without a leading

@@ -85,8 +85,18 @@ fn formats_accept_what_they_should_and_nothing_else() {
     for ok in ["EUR", "USD", "CHF", "JPY", "XAU"] {
         assert!(schema::is_currency(ok), "{ok}");
     }
-    for bad in ["EURO", "eur", "ABC", "DEM", ""] {
+    for bad in ["EURO", "eur", "ABC", "DEM", "", "EU", "EUŔ", "E\u{0}R"] {
         assert!(!schema::is_currency(bad), "{bad}");
+    }
+    // Every three-letter code: accepted exactly when the list has it.
+    let listed: Vec<&str> = schema::ISO_4217.split_whitespace().collect();
+    for a in b'A'..=b'Z' {
+        for b in b'A'..=b'Z' {
+            for c in b'A'..=b'Z' {
+                let code = String::from_utf8(vec![a, b, c]).unwrap();
+                assert_eq!(schema::is_currency(&code), listed.contains(&code.as_str()), "{code}");
+            }
+        }
     }
     for ok in [
         "0",

@@ -50,24 +50,70 @@ async fn reload_needs_the_admin_token() {
     assert_eq!(r.json()["generation"], 2);
 }
 
+/// Every route of `admin::router`, with each method it answers and a
+/// body where it takes one: none of them exists on a data-plane listener,
+/// even with a valid admin token, and nothing reaches the upstream.
 #[tokio::test]
 async fn admin_endpoints_are_not_on_the_data_plane() {
     let h = Harness::start(ROUTES).await;
-    for p in ["/metrics", "/healthz", "/admin/reload"] {
-        let r = h.client().get(p).await;
-        assert_eq!(r.status, 404, "{p}");
-        let r = h
-            .client()
-            .send(
-                Method::POST,
-                p,
-                &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-                "",
-            )
-            .await;
-        assert!(r.status == 404 || r.status == 405, "{p}");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    // The token is a real one: the admin listener knows it.
+    let r = admin_request(Method::GET, &h.admin_url("/admin/whoami"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let login = r#"{"user": "alice", "password": "Tr4vel-by-Night-Tr@in", "code": "123456"}"#;
+    let ban = r#"{"cidr": "203.0.113.9/32", "ttl": "1m", "reason": "test"}"#;
+    let revocation = r#"{"jti": "t-1", "ttl": "1m", "reason": "test"}"#;
+    let endpoints: &[(Method, &str, &str)] = &[
+        (Method::GET, "/healthz", ""),
+        (Method::GET, "/readyz", ""),
+        (Method::GET, "/metrics", ""),
+        (Method::POST, "/admin/login", login),
+        (Method::POST, "/admin/logout", ""),
+        (Method::GET, "/admin/whoami", ""),
+        (Method::GET, "/admin/keys", ""),
+        (Method::DELETE, "/admin/keys?id=rk_test_1", ""),
+        (Method::GET, "/admin/users", ""),
+        (Method::DELETE, "/admin/users?user=alice", ""),
+        (Method::GET, "/admin/mfa", ""),
+        (Method::DELETE, "/admin/mfa?user=alice", ""),
+        (Method::POST, "/admin/reload", ""),
+        (Method::GET, "/admin/identity/jwks", ""),
+        (Method::GET, "/admin/bans", ""),
+        (Method::POST, "/admin/bans", ban),
+        (Method::DELETE, "/admin/bans?cidr=203.0.113.9/32", ""),
+        (Method::GET, "/admin/revocations", ""),
+        (Method::POST, "/admin/revocations", revocation),
+        (Method::DELETE, "/admin/revocations?jti=t-1", ""),
+    ];
+    let c = h.client();
+    for (method, path, body) in endpoints {
+        let bare = path.split('?').next().unwrap();
+        // GET too, whatever the endpoint's own method (without a body).
+        let mut tries = vec![(Method::GET, bare, "")];
+        if *method != Method::GET {
+            tries.push((method.clone(), path, body));
+        }
+        for (m, p, b) in tries {
+            let mut headers = vec![("authorization", auth.as_str())];
+            if !b.is_empty() {
+                headers.push(("content-type", "application/json"));
+            }
+            let r = c.send(m.clone(), p, &headers, b.to_string()).await;
+            assert_eq!(r.status, 404, "{m} {p}: {}", r.text());
+            assert_eq!(crate::authz::problem(&r), "not-found", "{m} {p}");
+        }
     }
-    assert_eq!(h.upstream.count(), 0);
+    assert_eq!(h.upstream.count(), 0, "{:?}", h.upstream.requests());
+    // Nothing the data plane saw changed the admin state.
+    let r = admin_request(Method::GET, &h.admin_url("/admin/bans"), Some(ADMIN_TOKEN)).await;
+    assert!(!r.text().contains("203.0.113.9"), "{}", r.text());
+    let r = admin_request(Method::GET, &h.admin_url("/admin/revocations"), Some(ADMIN_TOKEN)).await;
+    assert!(!r.text().contains("t-1"), "{}", r.text());
+    let m = h.metrics().await;
+    assert!(
+        m.contains("rampart_policy_generation 1"),
+        "a reload happened:\n{m}"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! Method: raw bytes over real TLS; the gateway refuses (400, problem+json)
 //! and the recording upstream sees nothing, or sees the request without the
 //! instruction. A valid request after each attack proves the refusal was not
-//! vacuous.
+//! vacuous. Header values holding NUL, CR or LF do not even reach the
+//! pipeline: the HTTP/1.1 parser answers a bare 400 and closes.
 
 use std::time::Duration;
 
@@ -127,4 +128,41 @@ async fn instruction_headers_are_not_forwarded() {
         assert!(seen.headers.get(name).is_none(), "{name} reached the upstream");
     }
     assert_eq!(seen.method, Method::POST);
+}
+
+/// Issue 6 item 2: a header value holding NUL, a bare CR, or a line break
+/// (an obs-fold continuation, or a lone LF inside the value) is refused
+/// before anything is forwarded: a backend that reads the value
+/// differently (cut at the NUL, split at the CR) would otherwise see
+/// headers the gateway never checked. The refusal is hyper's (a bare 400,
+/// then the connection closes), not a problem document: the request never
+/// reaches the pipeline. Each attempt on its own connection, then a clean
+/// request that passes.
+#[tokio::test]
+async fn header_values_with_nul_cr_or_lf_are_refused() {
+    let h = Harness::start(ROUTES).await;
+    for (what, value) in [
+        ("NUL", "acc-1001\0admin"),
+        ("bare CR", "acc-1001\rX-Role: admin"),
+        ("obs-fold", "acc-1001\r\n X-Role: admin"),
+        ("lone LF", "acc-1001\nadmin"),
+    ] {
+        let req = format!(
+            "GET /v1/accounts HTTP/1.1\r\nHost: localhost\r\nX-Customer: {value}\r\nConnection: close\r\n\r\n"
+        );
+        let resp = raw(&h, &req).await;
+        assert_eq!(status_of(&resp), 400, "{what}: {resp:?}");
+        assert!(!resp.contains("admin"), "{what}: input echoed: {resp:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.upstream.count(), 0, "{:?}", h.upstream.requests());
+    let ok = raw(
+        &h,
+        "GET /v1/accounts HTTP/1.1\r\nHost: localhost\r\nX-Customer: acc-1001 admin\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    let seen = h.upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["x-customer"], "acc-1001 admin");
 }

@@ -139,12 +139,11 @@ pub struct AuditConfig {
     /// How long the writer, woken by a record, waits for more before it
     /// commits them as one group: fewer wakes and writes under load, this
     /// much more latency per record. `0s` commits at once. At most 10ms.
-    /// Default 200us.
-    #[serde(
-        default = "default_linger",
-        deserialize_with = "crate::config::duration::deserialize"
-    )]
-    pub linger: Duration,
+    /// Default 200us when responses wait for the group (`fsync`, `write`;
+    /// the writer stops early once no request holding a place is still to
+    /// send its record), 1ms with `interval` (nobody waits).
+    #[serde(default, deserialize_with = "crate::config::duration::deserialize_opt")]
+    pub linger: Option<Duration>,
     /// Records waiting for the writer, plus requests in flight holding a
     /// place for theirs, at most. Default 16384.
     #[serde(default = "default_queue")]
@@ -216,7 +215,7 @@ impl Default for AuditConfig {
             on_failure: OnFailure::Reject,
             durability: Durability::Fsync,
             fsync_interval: default_fsync_interval(),
-            linger: default_linger(),
+            linger: None,
             queue: default_queue(),
             ack_timeout: default_wait(),
             block_timeout: default_wait(),
@@ -246,9 +245,6 @@ fn default_spool_dir() -> PathBuf {
 }
 fn default_fsync_interval() -> Duration {
     Duration::from_millis(50)
-}
-fn default_linger() -> Duration {
-    Duration::from_micros(200)
 }
 fn default_queue() -> usize {
     16384
@@ -349,6 +345,14 @@ const MAX_NODE: usize = 64;
 const MAX_LINGER: Duration = Duration::from_millis(10);
 
 impl AuditPolicy {
+    /// `linger`, or its default for the durability.
+    pub fn linger(&self) -> Duration {
+        self.config.linger.unwrap_or(match self.config.durability {
+            Durability::Interval => Duration::from_millis(1),
+            Durability::Fsync | Durability::Write => Duration::from_micros(200),
+        })
+    }
+
     /// Validates `[audit]` and reads its keys.
     pub fn from_config(c: &AuditConfig, loaded: &LoadedConfig) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
@@ -426,7 +430,7 @@ impl AuditPolicy {
         if c.queue == 0 {
             err("audit.queue", "must be at least 1".into());
         }
-        if c.linger > MAX_LINGER {
+        if c.linger.is_some_and(|l| l > MAX_LINGER) {
             err(
                 "audit.linger",
                 format!(

@@ -143,6 +143,28 @@ fn flagged_findings_signatures_and_confirmations_are_in_the_record_without_value
     assert!(back.signals.is_empty() && !back.confirmed);
 }
 
+#[tokio::test]
+async fn a_writer_whose_every_record_has_come_does_not_linger() {
+    // One request at a time, each waiting for its record: nobody else holds
+    // a place, so the writer commits at once instead of lingering 10ms.
+    // Forty lingers would take 400ms at least.
+    let f = Fixture::new();
+    let a = f.auditor("durability = \"write\"\nlinger = \"10ms\"").await;
+    assert_eq!(a.policy().linger(), Duration::from_millis(10));
+    let started = std::time::Instant::now();
+    for i in 0..40 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    let took = started.elapsed();
+    a.close(Duration::from_secs(5)).await;
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    // The defaults by durability.
+    for (durability, linger) in [("fsync", 200), ("write", 200), ("interval", 1000)] {
+        let p = f.policy(&format!("durability = \"{durability}\""));
+        assert_eq!(p.linger(), Duration::from_micros(linger), "{durability}");
+    }
+}
+
 /// Writes `n` requests through a real auditor, closes it.
 async fn written(f: &Fixture, extra: &str, n: usize) {
     let a = f.auditor(extra).await;

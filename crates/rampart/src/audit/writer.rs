@@ -101,6 +101,10 @@ struct Batch {
 /// lingering for more.
 const LINGER_UNTIL: usize = 64;
 
+/// While responses wait for a group, the writer looks this often whether
+/// more records are still to come.
+const LINGER_STEP: Duration = Duration::from_micros(50);
+
 impl Batch {
     /// Takes what is waiting, without waiting.
     fn drain(&mut self, rx: &mut mpsc::Receiver<Msg>) {
@@ -213,14 +217,31 @@ pub async fn run(
         let mut batch = Batch::default();
         batch.add(first);
         batch.drain(&mut rx);
-        let linger = w.policy.config.linger;
+        let linger = w.policy.linger();
         if !linger.is_zero() && batch.wants_more() {
             // Let the group gather: records sent meanwhile wake nobody (the
             // receiver is not waiting), and the whole group costs one write
-            // and one fsync. A blocking sleep: this thread is the writer's
+            // and one fsync. Blocking sleeps: this thread is the writer's
             // own, and tokio's timer cannot wait less than a millisecond.
-            std::thread::sleep(linger);
-            batch.drain(&mut rx);
+            if w.policy.config.durability == Durability::Interval {
+                // Nobody waits for the group.
+                std::thread::sleep(linger);
+                batch.drain(&mut rx);
+            } else {
+                // Responses wait for the group: stop as soon as every
+                // request holding a place has sent its record (lingering
+                // then would only idle the gateway).
+                let until = std::time::Instant::now() + linger;
+                loop {
+                    let to_come = rx.max_capacity().saturating_sub(rx.capacity() + rx.len());
+                    let now = std::time::Instant::now();
+                    if to_come == 0 || now >= until || !batch.wants_more() {
+                        break;
+                    }
+                    std::thread::sleep((until - now).min(LINGER_STEP));
+                    batch.drain(&mut rx);
+                }
+            }
         }
         let close = batch.close.take();
         w.commit(batch, true).await;

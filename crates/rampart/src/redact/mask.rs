@@ -187,10 +187,10 @@ mod tests {
     #[test]
     fn invalid_ibans_are_masked_whole() {
         for s in [
-            "DE89 3704 0044 0532 0130 01", // check digits fail
-            "DE8937040044",                // too short
-            "1289370400440532013000",      // no country
-            "DE89-3704-0044-0532-0130-00", // hyphens are not IBAN syntax
+            "DE89 3704 0044 0532 0130 01",          // check digits fail
+            "DE8937040044",                         // too short
+            "1289370400440532013000",               // no country
+            "DE89-3704-0044-0532-0130-00",          // hyphens are not IBAN syntax
             "DE8937040044053201300000000000000000", // 36 characters: longer than any IBAN
             "",
             "ü",

@@ -94,7 +94,11 @@ fn formats_accept_what_they_should_and_nothing_else() {
         for b in b'A'..=b'Z' {
             for c in b'A'..=b'Z' {
                 let code = String::from_utf8(vec![a, b, c]).unwrap();
-                assert_eq!(schema::is_currency(&code), listed.contains(&code.as_str()), "{code}");
+                assert_eq!(
+                    schema::is_currency(&code),
+                    listed.contains(&code.as_str()),
+                    "{code}"
+                );
             }
         }
     }

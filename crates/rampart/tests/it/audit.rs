@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Method;
-use rampart_testkit::{admin_request, admin_send, base_policy, Harness, RecordingUpstream, ADMIN_TOKEN};
+use rampart_testkit::{
+    admin_request, admin_send, base_policy, postgres_url, Harness, RecordingUpstream, ADMIN_TOKEN,
+};
 use serde_json::Value;
 
 use crate::{checked_policy, example_section, rampart, Run, ROUTES};
@@ -522,8 +524,7 @@ async fn after_kill_9_under_load_every_answered_request_has_a_record() {
 
 #[tokio::test]
 async fn a_postgres_trail_is_verified_by_the_cli_and_an_edited_row_is_named() {
-    let url = std::env::var("RAMPART_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = postgres_url();
     let table = format!("rampart_audit_it_{}_{}", std::process::id(), rand_suffix());
     let mut h = harness(&format!(
         "sink = \"postgres\"\npostgres_url = \"{url}\"\ntable = \"{table}\""

@@ -10,6 +10,9 @@
 //!
 //! - [`RedisServer`]: a private `redis-server` on a free port, which a test
 //!   may stop, restart or freeze.
+//! - [`Cuttable`]: a TCP forwarder to PostgreSQL that a test cuts and
+//!   restores (the database goes away mid-run), or that loses the answer
+//!   to a `COMMIT`.
 //!
 //! No fixed ports, no shared servers.
 
@@ -30,6 +33,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::Future as _;
 
+mod cuttable;
+
+pub use cuttable::{postgres_url, Cuttable};
 pub use rampart::demo::pki::TestPki;
 pub use rampart::runtime::Server;
 

@@ -18,13 +18,9 @@ use super::verify::{verify_dir, Fault, Problem, VerifyFailure};
 use super::Auditor;
 use crate::clock::{Clock, FakeClock};
 use crate::config::LoadedConfig;
+use rampart_testkit::{postgres_url as pg_url, Cuttable};
 
 const T0: u64 = 1_780_000_000;
-
-fn pg_url() -> String {
-    std::env::var("RAMPART_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
 
 /// Key files (`NAME.key`, `NAME.pem`, `NAME.pub.pem`) in `dir`.
 fn write_keys(dir: &Path, name: &str) {
@@ -816,143 +812,9 @@ async fn an_unreachable_database_fails_closed() {
     assert!(a.admin_action("admin-token", "ban", "x", "ok").await.is_err());
 }
 
-/// A TCP forwarder to PostgreSQL that can be cut (connections dropped,
-/// new ones refused) and restored: the database "goes away" for real. It
-/// can also cut a connection when the server answers the next `COMMIT`,
-/// before the answer reaches the client: the commit happens, the client
-/// never hears of it.
-struct Cuttable {
-    addr: std::net::SocketAddr,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    generation: Arc<std::sync::atomic::AtomicU64>,
-    cut_at_commit: Arc<std::sync::atomic::AtomicBool>,
-    /// Connections open through it.
-    live: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// Counts one open connection until dropped.
-struct Live(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Cuttable {
-    async fn start(target: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let cut_at_commit = Arc::new(AtomicBool::new(false));
-        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (u, g, c, n) = (
-            up.clone(),
-            generation.clone(),
-            cut_at_commit.clone(),
-            live.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = l.accept().await else {
-                    continue;
-                };
-                if !u.load(Ordering::SeqCst) {
-                    continue; // dropped: refused
-                }
-                let (u, g, c) = (u.clone(), g.clone(), c.clone());
-                let born = g.load(Ordering::SeqCst);
-                n.fetch_add(1, Ordering::SeqCst);
-                let open = Live(n.clone());
-                tokio::spawn(async move {
-                    let _open = open; // dropped last, after both sockets
-                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let to_server = async {
-                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-                    };
-                    let to_client = async {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = match sr.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            // The server's CommandComplete for a COMMIT: it
-                            // has committed. The answer is dropped, and the
-                            // connection with it.
-                            let committed = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
-                            if committed && c.swap(false, Ordering::SeqCst) {
-                                return;
-                            }
-                            if cw.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
-                    let watch = async {
-                        while u.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
-                            tokio::time::sleep(Duration::from_millis(2)).await;
-                        }
-                    };
-                    tokio::select! { biased; () = watch => {}, () = to_server => {}, () = to_client => {} }
-                });
-            }
-        });
-        Self {
-            addr,
-            up,
-            generation,
-            cut_at_commit,
-            live,
-        }
-    }
-
-    /// Up, or down: then it returns once every open connection is cut, so
-    /// that nothing sent after it reaches the database.
-    async fn set(&self, up: bool) {
-        use std::sync::atomic::Ordering;
-        self.up.store(up, Ordering::SeqCst);
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if up {
-            return;
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.live.load(Ordering::SeqCst) > 0 {
-            assert!(std::time::Instant::now() < deadline, "connections not cut");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// The next `COMMIT` is carried out; its answer never comes back.
-    fn lose_the_next_commit_answer(&self) {
-        self.cut_at_commit
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// A PostgreSQL policy whose connections go through a [`Cuttable`].
 async fn through_proxy(f: &Fixture, table: &str, extra: &str) -> (Cuttable, Arc<AuditPolicy>) {
-    let opts: sqlx::postgres::PgConnectOptions = pg_url().parse().unwrap();
-    let target = tokio::net::lookup_host((opts.get_host(), opts.get_port()))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Cuttable::start(target).await;
-    // In the clear, so that the proxy can see the answer to COMMIT.
-    let via = format!(
-        "postgres://{}@{}/{}?sslmode=disable",
-        opts.get_username(),
-        proxy.addr,
-        opts.get_database().unwrap_or("test")
-    );
+    let (proxy, via) = Cuttable::postgres(&pg_url()).await;
     let section = pg_section(table, extra).replace(&pg_url(), &via);
     (proxy, Arc::new(policy(f.dir.path(), &section)))
 }
@@ -1009,10 +871,7 @@ async fn a_commit_whose_answer_is_lost_is_not_written_twice() {
     }
     proxy.lose_the_next_commit_answer();
     a.admit().await.unwrap().record(request(3)).await.unwrap();
-    assert!(
-        !proxy.cut_at_commit.load(std::sync::atomic::Ordering::SeqCst),
-        "the commit was not cut"
-    );
+    assert!(!proxy.commit_answer_pending(), "the commit was not cut");
     assert!(a.health.failed_commits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     for i in 4..6 {
         a.admit().await.unwrap().record(request(i)).await.unwrap();
@@ -1037,7 +896,7 @@ async fn a_lost_commit_answer_that_starts_the_spool_is_not_moved_twice() {
     for i in 3..10 {
         a.admit().await.unwrap().record(request(i)).await.unwrap();
     }
-    assert!(!proxy.cut_at_commit.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(!proxy.commit_answer_pending());
     drained(&a).await;
     a.close(Duration::from_secs(5)).await;
     each_once(table_requests(&f, &table, &p.trusted).await, 10);
@@ -1062,10 +921,7 @@ async fn a_spool_move_whose_answer_is_lost_is_not_moved_twice() {
     proxy.lose_the_next_commit_answer();
     proxy.set(true).await;
     drained(&a).await;
-    assert!(
-        !proxy.cut_at_commit.load(std::sync::atomic::Ordering::SeqCst),
-        "the move was not cut"
-    );
+    assert!(!proxy.commit_answer_pending(), "the move was not cut");
     a.close(Duration::from_secs(5)).await;
     each_once(table_requests(&f, &table, &p.trusted).await, 8);
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Method;
-use rampart_testkit::{admin_request, admin_send, base_policy, Harness, RecordingUpstream, ADMIN_TOKEN};
+use rampart_testkit::{
+    admin_request, admin_send, base_policy, postgres_url, Client, Cuttable, Harness, RecordingUpstream,
+    TestResponse, ADMIN_TOKEN,
+};
 use serde_json::Value;
 
 use crate::{checked_policy, example_section, rampart, Run, ROUTES};
@@ -279,61 +282,91 @@ async fn a_hand_edited_segment_fails_verify_at_the_right_entry_with_exit_codes_f
 async fn the_gateway_answers_503_while_the_disk_fails_and_recovers_without_losing_records() {
     let mut h = harness("segment_max_bytes = 4096\nack_timeout = \"300ms\"").await;
     let c = h.client();
-    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    let mut ids = vec![answered(&c).await];
     let trail = h.path("audit");
     let away = h.path("audit.away");
     std::fs::rename(&trail, &away).unwrap();
     std::fs::write(&trail, "the disk is gone").unwrap();
-    let mut ids = Vec::new();
-    let mut refused = None;
+    refused_from_now_on(&c, &h.upstream, &mut ids).await;
+    std::fs::remove_file(&trail).unwrap();
+    std::fs::rename(&away, &trail).unwrap();
+    ids.push(answered_again(&c).await);
+    h.stop().await;
+    each_answered_request_recorded_once(&h.policy_path, &ids);
+}
+
+/// `GET /v1/accounts`, which must be answered 200: its request id.
+async fn answered(c: &Client) -> String {
+    let r = c.get("/v1/accounts").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.header("x-request-id").unwrap().to_string()
+}
+
+/// A 503 `overloaded` problem document.
+fn assert_overloaded(r: &TestResponse) {
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["type"], "https://rampart.dev/problems/overloaded");
+}
+
+/// Once the sink fails: requests admitted before the writer finds out are
+/// answered 200 (after ack_timeout; their ids go to `ids`, their records
+/// held); then every request gets 503 `overloaded` and none reaches the
+/// upstream.
+async fn refused_from_now_on(c: &Client, upstream: &RecordingUpstream, ids: &mut Vec<String>) {
     for _ in 0..200 {
+        let before = upstream.count();
         let r = c.get("/v1/accounts").await;
         match r.status.as_u16() {
             200 => ids.push(r.header("x-request-id").unwrap().to_string()),
             503 => {
-                refused = Some(r);
-                break;
+                assert_overloaded(&r);
+                for _ in 0..5 {
+                    assert_overloaded(&c.get("/v1/accounts").await);
+                }
+                assert_eq!(upstream.count(), before, "refused requests reached the upstream");
+                return;
             }
-            s => panic!("{s}"),
+            s => panic!("{s}: {}", r.text()),
         }
     }
-    let r = refused.expect("never refused while the disk was gone");
-    assert_eq!(r.json()["type"], "https://rampart.dev/problems/overloaded");
-    let reached = h.upstream.count();
-    for _ in 0..5 {
-        assert_eq!(c.get("/v1/accounts").await.status, 503);
-    }
-    assert_eq!(
-        h.upstream.count(),
-        reached,
-        "refused requests reached the upstream"
-    );
-    std::fs::remove_file(&trail).unwrap();
-    std::fs::rename(&away, &trail).unwrap();
+    panic!("never refused while the sink failed");
+}
+
+/// Once the sink is back: polls (503 `overloaded` meanwhile) until a
+/// request is answered 200 again; its request id.
+async fn answered_again(c: &Client) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let r = c.get("/v1/accounts").await;
         if r.status == 200 {
-            ids.push(r.header("x-request-id").unwrap().to_string());
-            break;
+            return r.header("x-request-id").unwrap().to_string();
         }
+        assert_overloaded(&r);
         assert!(std::time::Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    h.stop().await;
-    let p = h.policy_path.to_str().unwrap();
+}
+
+/// `rampart audit verify` passes on the trail of `policy`, and each of
+/// `ids` has exactly one request record in it.
+fn each_answered_request_recorded_once(policy: &Path, ids: &[String]) {
+    let p = policy.to_str().unwrap();
     let v = audit(&["verify", "--config", p]);
     assert_eq!(v.code, 0, "{}{}", v.out, v.err);
-    let entries = export(&h.policy_path, &[]);
+    let entries = export(policy, &[]);
     let recorded: Vec<&str> = requests(&entries)
         .iter()
         .filter_map(|e| e["request_id"].as_str())
         .collect();
-    for id in &ids {
-        assert!(
-            recorded.contains(&id.as_str()),
-            "answered request {id} has no record"
-        );
+    for id in ids {
+        let n = recorded.iter().filter(|r| **r == id.as_str()).count();
+        assert_eq!(n, 1, "answered request {id} has {n} records");
     }
 }
 
@@ -522,8 +555,7 @@ async fn after_kill_9_under_load_every_answered_request_has_a_record() {
 
 #[tokio::test]
 async fn a_postgres_trail_is_verified_by_the_cli_and_an_edited_row_is_named() {
-    let url = std::env::var("RAMPART_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = postgres_url();
     let table = format!("rampart_audit_it_{}_{}", std::process::id(), rand_suffix());
     let mut h = harness(&format!(
         "sink = \"postgres\"\npostgres_url = \"{url}\"\ntable = \"{table}\""
@@ -554,6 +586,148 @@ async fn a_postgres_trail_is_verified_by_the_cli_and_an_edited_row_is_named() {
     .execute(&pool)
     .await
     .unwrap();
+}
+
+/// A gateway whose trail is a PostgreSQL table reached through a
+/// [`Cuttable`], so that the test can take the database away mid-run.
+struct PgThroughProxy {
+    h: Harness,
+    proxy: Cuttable,
+    /// The URL through the proxy, as the policy has it.
+    via: String,
+    table: String,
+}
+
+impl PgThroughProxy {
+    async fn start(extra: &str) -> Self {
+        let (proxy, via) = Cuttable::postgres(&postgres_url()).await;
+        let table = format!("rampart_audit_it_{}_{}", std::process::id(), rand_suffix());
+        // No checkpoint on the interval: the writer only commits what the
+        // test's requests send.
+        let h = harness(&format!(
+            "sink = \"postgres\"\npostgres_url = \"{via}\"\ntable = \"{table}\"\ncheckpoint_interval = \"1h\"\n{extra}"
+        ))
+        .await;
+        Self { h, proxy, via, table }
+    }
+
+    /// With `queue = 1`: takes the database away and fills the queue. The
+    /// writer takes the first record and retries it; the second waits in
+    /// the queue. Both requests had room, so both were forwarded and are
+    /// answered once ack_timeout passes (records unconfirmed, still held):
+    /// their ids go to `ids`. Returns the requests the upstream has seen.
+    async fn cut_and_fill_the_queue(&self, c: &Client, ids: &mut Vec<String>) -> usize {
+        self.proxy.set(false).await;
+        for _ in 0..2 {
+            ids.push(answered(c).await);
+        }
+        self.h.upstream.count()
+    }
+
+    /// Asserts that the upstream has seen exactly `n` requests.
+    fn forwarded(&self, n: usize) {
+        assert_eq!(self.h.upstream.count(), n, "requests forwarded");
+    }
+
+    /// Waits until every record sent so far is committed.
+    async fn flushed(&self) {
+        let audit = self.h.server().runtime().snapshot().auditor().unwrap().clone();
+        let flushed = tokio::time::timeout(Duration::from_secs(15), audit.flush()).await;
+        assert_eq!(flushed.ok(), Some(true), "the held records were never committed");
+    }
+
+    /// Stops the gateway, then checks with the CLI, straight on the
+    /// database, that the table's chain verifies and that each of `ids`
+    /// has exactly one request record. Drops the tables.
+    async fn stop_and_check(mut self, ids: &[String]) {
+        self.h.stop().await;
+        let url = postgres_url();
+        let text = std::fs::read_to_string(&self.h.policy_path).unwrap();
+        self.h.write_policy(&text.replace(&self.via, &url));
+        each_answered_request_recorded_once(&self.h.policy_path, ids);
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE {t}; DROP TABLE {t}_head",
+            t = self.table
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn losing_postgres_mid_run_answers_503_forwards_nothing_and_loses_no_answered_request() {
+    let t = PgThroughProxy::start("ack_timeout = \"300ms\"").await;
+    let c = t.h.client();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(answered(&c).await);
+    }
+    t.proxy.set(false).await;
+    refused_from_now_on(&c, &t.h.upstream, &mut ids).await;
+    // The database returns: the held records land, requests pass again.
+    t.proxy.set(true).await;
+    ids.push(answered_again(&c).await);
+    for _ in 0..3 {
+        ids.push(answered(&c).await);
+    }
+    t.stop_and_check(&ids).await;
+}
+
+#[tokio::test]
+async fn with_block_a_request_waits_for_room_in_the_trail_up_to_block_timeout() {
+    // `block` waits for room in the trail's queue (`queue`: records waiting
+    // for the writer plus requests holding a place for theirs), at most
+    // block_timeout, then 503. With queue = 1, one record waiting for a
+    // writer that cannot commit fills it.
+    let block = Duration::from_secs(3);
+    let t = PgThroughProxy::start(&format!(
+        "on_failure = \"block\"\nqueue = 1\nack_timeout = \"200ms\"\nblock_timeout = \"{}s\"",
+        block.as_secs()
+    ))
+    .await;
+    let c = t.h.client();
+    let mut ids = vec![answered(&c).await];
+    let reached = t.cut_and_fill_the_queue(&c, &mut ids).await;
+    // The next request waits: no answer, nothing forwarded.
+    let waiting = {
+        let c = t.h.client();
+        tokio::spawn(async move { c.get("/v1/accounts").await })
+    };
+    let mut waiting = std::pin::pin!(waiting);
+    let started = std::time::Instant::now();
+    assert!(
+        tokio::time::timeout(block / 3, &mut waiting).await.is_err(),
+        "answered while the trail had no room"
+    );
+    t.forwarded(reached);
+    // The database returns within block_timeout: the request completes.
+    t.proxy.set(true).await;
+    let r = waiting.await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < block, "{:?}", started.elapsed());
+    t.forwarded(reached + 1);
+    ids.push(r.header("x-request-id").unwrap().to_string());
+    t.flushed().await;
+
+    // Away again, longer than block_timeout: the request that finds the
+    // queue full gets 503 once block_timeout has passed, unforwarded.
+    let reached = t.cut_and_fill_the_queue(&c, &mut ids).await;
+    let started = std::time::Instant::now();
+    let r = c.get("/v1/accounts").await;
+    let waited = started.elapsed();
+    assert_overloaded(&r);
+    assert!(waited >= block, "refused after {waited:?}, before block_timeout");
+    assert!(
+        waited < block * 2,
+        "refused after {waited:?}, long after block_timeout"
+    );
+    t.forwarded(reached);
+    t.proxy.set(true).await;
+    t.flushed().await;
+    ids.push(answered(&c).await);
+    t.stop_and_check(&ids).await;
 }
 
 fn rand_suffix() -> String {

@@ -364,6 +364,61 @@ mod memory_store {
         }
         assert_eq!(admitted.load(Ordering::SeqCst), 100);
     }
+
+    /// 1,000 tokio tasks on a multi-thread runtime ask at one (fake)
+    /// instant for the same key of the gateway's own store (counter keys,
+    /// `AnyState`, 64 shards): each algorithm admits exactly what it
+    /// promises at once (`limit` for the windows, `capacity` for token
+    /// bucket and GCRA), never one more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_thousand_concurrent_tasks_never_over_admit() {
+        use crate::clock::{Clock, FakeClock};
+        use crate::rate_limit::config::AlgorithmKind;
+        use crate::rate_limit::{AnyAlgorithm, AnyState, CounterKey, KeyValue};
+
+        let clock = FakeClock::at_unix(1_700_000_000);
+        clock.advance(Duration::from_secs(7));
+        for (kind, limit, burst, promised) in [
+            (AlgorithmKind::TokenBucket, 100, 40, 40),
+            (AlgorithmKind::FixedWindow, 100, 0, 100),
+            (AlgorithmKind::SlidingWindowLog, 100, 0, 100),
+            (AlgorithmKind::SlidingWindowCounter, 100, 0, 100),
+            (AlgorithmKind::Gcra, 100, 40, 40),
+        ] {
+            let store: Arc<MemoryStore<CounterKey, AnyState>> = Arc::new(MemoryStore::new(1_000_000, 64));
+            let r = Rate {
+                limit,
+                per: Duration::from_secs(60),
+                burst,
+            };
+            let key: CounterKey = ("payments".into(), 0, KeyValue::Text("p:alice".into()));
+            let start = Arc::new(tokio::sync::Barrier::new(1000));
+            let tasks: Vec<_> = (0..1000)
+                .map(|_| {
+                    let (store, key, start, clock) =
+                        (store.clone(), key.clone(), start.clone(), clock.clone());
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        store
+                            .decide(&AnyAlgorithm(kind), &r, &key, clock.monotonic())
+                            .allowed()
+                    })
+                })
+                .collect();
+            let mut admitted = 0;
+            for t in tasks {
+                admitted += usize::from(t.await.unwrap());
+            }
+            assert_eq!(admitted, promised, "{kind:?}");
+            // And the key is spent: the next request at that instant is refused.
+            assert!(
+                !store
+                    .decide(&AnyAlgorithm(kind), &r, &key, clock.monotonic())
+                    .allowed(),
+                "{kind:?}"
+            );
+        }
+    }
 }
 
 mod redis_policy {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::Method;
 use rampart_testkit::{Client, Harness};
+use serde_json::json;
 
 use crate::ROUTES;
 
@@ -142,4 +143,66 @@ async fn an_upstream_failure_is_not_kept_so_the_client_can_retry() {
         2,
         "the retry after a failure must reach the upstream"
     );
+}
+
+/// On an authenticated route, keys belong to the principal, not to the
+/// connection: another customer using the same key (from the same
+/// address) runs their own payment; the first customer retrying from
+/// another address gets their replay.
+#[tokio::test]
+async fn keys_are_scoped_per_principal() {
+    let b = crate::authz::Bank::start(
+        r#"
+[[routes]]
+id = "payments"
+path = "/v1/payments"
+methods = ["POST"]
+upstream = "backend"
+authn = ["jwt:bank-idp"]
+authz = { scopes = ["payments:write"] }
+idempotency = { ttl = "1h" }
+"#,
+    )
+    .await;
+    let (alice, bob) = (b.token("alice", json!({})), b.token("bob", json!({})));
+    let pay_as = |c: Client, token: String| async move {
+        let auth = format!("Bearer {token}");
+        c.send(
+            Method::POST,
+            "/v1/payments",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+                ("idempotency-key", "pay-7"),
+            ],
+            PAYMENT.to_string(),
+        )
+        .await
+    };
+    let subject = |i: usize| b.h.upstream.requests()[i].headers["x-authenticated-subject"].clone();
+    let first = pay_as(b.h.client(), alice.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.header("idempotent-replayed").is_none());
+    // Bob, same key, same body, same address: his own payment.
+    let r = pay_as(b.h.client(), bob.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("idempotent-replayed").is_none(),
+        "bob got alice's stored response"
+    );
+    assert_eq!(b.h.upstream.count(), 2, "bob's payment never ran");
+    assert_eq!(
+        (subject(0), subject(1)),
+        ("alice".parse().unwrap(), "bob".parse().unwrap())
+    );
+    // Alice retrying from another address gets her replay.
+    let elsewhere = Client::from_address(&b.h.pki.ca_cert_pem, b.h.addr(), "127.0.0.2".parse().unwrap());
+    let again = pay_as(elsewhere, alice).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    // And Bob his.
+    let again = pay_as(b.h.client(), bob).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(b.h.upstream.count(), 2, "a retry ran the payment again");
 }

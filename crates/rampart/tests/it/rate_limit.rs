@@ -125,6 +125,53 @@ async fn the_gateway_wide_ceiling_sheds_load() {
     assert_eq!(c.get("/v1/accounts").await.status, 200);
 }
 
+/// `max_in_flight` on an upstream counts every route to it, and only
+/// them: with one request waiting on `backend`, another route to
+/// `backend` is shed too, while a route to another upstream is not.
+#[tokio::test]
+async fn an_upstream_at_its_in_flight_ceiling_sheds_with_503() {
+    let upstream = rampart_testkit::RecordingUpstream::start().await;
+    let base = rampart_testkit::base_policy(&upstream.url());
+    let policy = format!(
+        "{}max_in_flight = 1\n\n[[upstreams]]\nname = \"other\"\ntargets = [\"{}\"]\n\n{}",
+        base,
+        upstream.url(),
+        ROUTES
+            .replace("timeout = \"500ms\"", "timeout = \"5s\"")
+            .replacen(
+                "path = \"/v1/accounts\"\nmethods = [\"GET\"]\nupstream = \"backend\"",
+                "path = \"/v1/accounts\"\nmethods = [\"GET\"]\nupstream = \"other\"",
+                1
+            )
+    );
+    assert!(base.ends_with("request_timeout = \"5s\"\n"), "{base}");
+    assert!(policy.contains("upstream = \"other\""));
+    let h = Harness::start_with(upstream, &policy).await;
+    let c = h.client();
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.get("/delay/1500").await.status })
+    };
+    // The slow request holds the upstream's one place once it is there.
+    crate::redis::wait_until("the slow request reached the upstream", || {
+        h.upstream.count() == 1
+    })
+    .await;
+    for path in ["/delay/1", "/status/200"] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 503, "{path}");
+        assert_eq!(r.json()["type"], "https://rampart.dev/problems/overloaded");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    assert_eq!(h.upstream.count(), 1, "a shed request reached the upstream");
+    // Another upstream (the same server, its own ceiling: none) is free.
+    assert_eq!(c.get("/v1/accounts").await.status, 200);
+    assert_eq!(slow.await.unwrap(), 200);
+    // Once the slow one is done, the upstream admits again.
+    assert_eq!(c.get("/status/200").await.status, 200);
+}
+
 /// Top-level `[[rate_limit]]` limits count a client across every route,
 /// before each route's own limits.
 #[tokio::test]

@@ -40,7 +40,7 @@ async fn store(url: &str) -> Arc<RedisStore> {
     s
 }
 
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -242,7 +242,7 @@ async fn statuses(c: &Client, n: usize) -> Vec<u16> {
     out
 }
 
-async fn wait_redis_up(h: &Harness, up: bool) {
+pub async fn wait_redis_up(h: &Harness, up: bool) {
     // The whole line: the HELP text also mentions the values.
     let want = format!("\nrampart_redis_up {}\n", u8::from(up));
     let deadline = Instant::now() + Duration::from_secs(10);

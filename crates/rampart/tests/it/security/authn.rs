@@ -34,7 +34,12 @@ struct Idp {
 }
 
 async fn start(extra_route: &str) -> Idp {
-    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    start_signed_by(SigningKey::generate(Algorithm::ES256).unwrap(), "", extra_route).await
+}
+
+/// [`start`] with the issuer's key `key` and `issuer_extra` (e.g. its
+/// `algorithms`) in its section.
+async fn start_signed_by(key: SigningKey, issuer_extra: &str, extra_route: &str) -> Idp {
     let jwks = key.jwks().to_string();
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
@@ -49,6 +54,7 @@ name = "bank-idp"
 issuer = "{ISS}"
 audiences = ["{AUD}"]
 jwks_file = "jwks.json"
+{issuer_extra}
 
 [[routes]]
 id = "accounts-list"
@@ -179,6 +185,23 @@ async fn no_token_is_401_with_bare_challenges() {
     assert_eq!(idp.h.upstream.count(), 0);
 }
 
+/// RS/HS confusion: a token for [`claims`] under `kid`, signed HS256
+/// with `secret` (the issuer's public key, as an attacker has it).
+fn hs256_forgery(kid: &str, secret: &[u8]) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid})
+            .to_string()
+            .as_bytes()),
+        b64(claims().to_string().as_bytes())
+    );
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    format!(
+        "{input}.{}",
+        b64(aws_lc_rs::hmac::sign(&k, input.as_bytes()).as_ref())
+    )
+}
+
 #[tokio::test]
 async fn forged_altered_and_stale_tokens_are_refused() {
     let idp = start("").await;
@@ -196,19 +219,7 @@ async fn forged_altered_and_stale_tokens_are_refused() {
     let mut without_exp = claims();
     without_exp.as_object_mut().unwrap().remove("exp");
     let pubkey = serde_json::to_string(&idp.key.public_jwk()).unwrap();
-    let hs = {
-        // RS/HS confusion: the public key as an HMAC secret.
-        let input = format!(
-            "{}.{}",
-            header(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid})),
-            b64(claims().to_string().as_bytes())
-        );
-        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, pubkey.as_bytes());
-        format!(
-            "{input}.{}",
-            b64(aws_lc_rs::hmac::sign(&k, input.as_bytes()).as_ref())
-        )
-    };
+    let hs = hs256_forgery(&kid, pubkey.as_bytes());
     let mut jku_header = serde_json::Map::new();
     jku_header.insert("kid".into(), json!(kid));
     jku_header.insert("jku".into(), json!("https://attacker.example/jwks.json"));
@@ -293,6 +304,92 @@ async fn forged_altered_and_stale_tokens_are_refused() {
             "{cause} not counted:\n{m}"
         );
     }
+}
+
+/// The classic RS/HS key confusion, through the gateway: the issuer's
+/// JWKS holds an RSA key and allows RS256; a token signed HS256 with that
+/// public key, in every form an attacker could take it (PEM text, DER, the
+/// JWK's `n`, the JWKS document), is an invalid token, and nothing
+/// reaches the upstream. A genuine RS256 token passes.
+#[tokio::test]
+async fn rs256_issuer_refuses_hs256_signed_with_its_public_key() {
+    use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine as _;
+    let rsa = SigningKey::generate(Algorithm::RS256).unwrap();
+    let idp = start_signed_by(rsa, "algorithms = [\"RS256\"]", "").await;
+    let c = idp.h.client();
+    let kid = idp.key.kid().to_string();
+    // The public key as the attacker finds it.
+    let pkcs8 =
+        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(idp.key.to_pkcs8_pem().unwrap().as_bytes())
+            .unwrap();
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8.secret_pkcs8_der()).unwrap();
+    let spki: PublicKeyX509Der = pair.public_key().as_der().unwrap();
+    let spki = spki.as_ref().to_vec();
+    let pkcs1 = pair.public_key().as_ref().to_vec();
+    let pem = |label: &str, der: &[u8]| {
+        let b = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(64)
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
+    };
+    let spki_pem = pem("PUBLIC KEY", &spki);
+    let jwk = idp.key.public_jwk();
+    let n = jwk["n"].as_str().unwrap().to_owned();
+    let n_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&n)
+        .unwrap();
+    let jwks = idp.key.jwks().to_string();
+    let secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("SPKI PEM", spki_pem.clone().into_bytes()),
+        (
+            "SPKI PEM without the last newline",
+            spki_pem.trim_end().as_bytes().to_vec(),
+        ),
+        ("PKCS#1 PEM", pem("RSA PUBLIC KEY", &pkcs1).into_bytes()),
+        ("SPKI DER", spki),
+        ("PKCS#1 DER", pkcs1),
+        ("JWK n, raw", n_bytes),
+        ("JWK n, base64url", n.into_bytes()),
+        ("JWK JSON", serde_json::to_vec(&jwk).unwrap()),
+        ("JWKS document", jwks.into_bytes()),
+    ];
+    for (what, secret) in &secrets {
+        let r = get_with(&c, &hs256_forgery(&kid, secret)).await;
+        assert_refused(&r, what);
+        assert_eq!(
+            r.json()["type"],
+            "https://rampart.dev/problems/invalid-token",
+            "{what}"
+        );
+        assert!(
+            challenges(&r)
+                .iter()
+                .any(|c| c.starts_with("Bearer ") && c.contains("error=\"invalid_token\"")),
+            "{what}: {:?}",
+            challenges(&r)
+        );
+    }
+    assert_eq!(idp.h.upstream.count(), 0, "a forgery reached the upstream");
+    // The sanity call: the issuer's genuine RS256 token passes.
+    let good = idp.key.mint(&claims()).unwrap();
+    let head: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(good.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(head["alg"], "RS256");
+    let r = get_with(&c, &good).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(idp.h.upstream.count(), 1);
 }
 
 #[tokio::test]

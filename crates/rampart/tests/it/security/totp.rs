@@ -125,3 +125,60 @@ async fn repeated_failures_lock_the_customer_out() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// With `replay_store = "redis"`, a code is accepted once across a
+/// cluster: two gateways share one Redis and one enrolment store, and a
+/// code confirmed on A is a replay on B.
+#[tokio::test]
+async fn a_code_used_on_one_gateway_is_a_replay_on_another_sharing_redis() {
+    let redis = rampart_testkit::RedisServer::start();
+    let shared = tempfile::tempdir().unwrap();
+    let routes = format!(
+        "{}\n[redis]\nurl = \"{}\"\nkey_prefix = \"mfa-test\"\n",
+        ROUTES.replace(
+            "store = \"sqlite://mfa.db\"\n",
+            &format!(
+                "store = \"sqlite://{}\"\nreplay_store = \"redis\"\n",
+                shared.path().join("mfa.db").display()
+            ),
+        ),
+        redis.url()
+    );
+    assert!(routes.contains("replay_store = \"redis\""));
+    let a = Bank::start_on(
+        rampart_testkit::RecordingUpstream::start().await,
+        &routes,
+        &[("mfa.key", KEY)],
+    )
+    .await;
+    let b = Bank::start_on(
+        rampart_testkit::RecordingUpstream::start().await,
+        &routes,
+        &[("mfa.key", KEY)],
+    )
+    .await;
+    // Until Redis answers, each gateway would remember codes locally.
+    crate::redis::wait_redis_up(&a.h, true).await;
+    crate::redis::wait_redis_up(&b.h, true).await;
+    // Enrolled once, through A's policy: B reads the same store.
+    let m = rampart::cli::mfa::open(&a.h.policy_path).unwrap();
+    let e = m.enrol("erin", Algorithm::Sha1, 6).await.unwrap();
+    let seed = totp::base32_decode(e.secret_base32.expose()).unwrap();
+    let code = code_at(&seed, totp::step_of(now() as u64));
+
+    let r = pay(&a, &a.token("erin", json!({})), "2500.00", Some(&code)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(a.h.upstream.count(), 1);
+
+    // The same code on B (the same customer, B's own token) is a replay.
+    let r = pay(&b, &b.token("erin", json!({})), "2500.00", Some(&code)).await;
+    refused(&b, &r, 403, "confirmation-failed", 0, "code replayed on B");
+    // What B knew came from Redis: the one used code is there.
+    assert_eq!(redis.cli(&["KEYS", "mfa-test:dpop:*"]).lines().count(), 1);
+    // B knows erin's enrolment: a fresh code (the next step, within the
+    // drift) is accepted there.
+    let next = code_at(&seed, totp::step_of(now() as u64) + 1);
+    let r = pay(&b, &b.token("erin", json!({})), "2500.00", Some(&next)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(b.h.upstream.count(), 1);
+}

@@ -41,8 +41,8 @@ pub enum OnFailure {
     /// Fail closed: 503 `overloaded` at once (the default).
     #[default]
     Reject,
-    /// Backpressure: the request waits for room, at most `block_timeout`,
-    /// then 503.
+    /// Backpressure: the request waits until the sink works and the queue
+    /// has room, at most `block_timeout`, then 503.
     Block,
     /// PostgreSQL only: while the database fails, records go to encrypted
     /// local segments in `spool_dir`, moved into the table when it returns.
@@ -155,7 +155,8 @@ pub struct AuditConfig {
         deserialize_with = "crate::config::duration::deserialize"
     )]
     pub ack_timeout: Duration,
-    /// `block`: longest a request waits for room. Default 5s.
+    /// `block`: longest a request waits for a working sink with room.
+    /// Default 5s.
     #[serde(
         default = "default_wait",
         deserialize_with = "crate::config::duration::deserialize"

@@ -192,8 +192,8 @@ impl Auditor {
     }
 
     /// Reserves a place for a request's record, or says why there is none:
-    /// the trail is failing or full (`reject`, the default), or no room
-    /// came within `block_timeout` (`block`).
+    /// the trail is failing or full (`reject`, the default), or it did not
+    /// recover and have room within `block_timeout` (`block`).
     pub async fn admit(&self) -> Result<Permit, AuditError> {
         let c = &self.policy.config;
         let slot = match c.on_failure {
@@ -206,9 +206,34 @@ impl Auditor {
                     .try_reserve_owned()
                     .map_err(|_| AuditError::Unavailable("the queue is full"))?
             }
-            OnFailure::Block => self.reserve(c.block_timeout).await?,
+            OnFailure::Block => {
+                // Held while the sink fails (a request forwarded now would
+                // have its record only in memory), then while the queue is
+                // full: both within one block_timeout.
+                let until = tokio::time::Instant::now() + c.block_timeout;
+                self.healthy_by(until).await?;
+                self.reserve(until.saturating_duration_since(tokio::time::Instant::now()))
+                    .await?
+            }
         };
         Ok(self.permit(slot))
+    }
+
+    /// Waits until the sink is healthy, at most until `until`.
+    async fn healthy_by(&self, until: tokio::time::Instant) -> Result<(), AuditError> {
+        loop {
+            // Registered before the check, so a recovery between the two
+            // is not missed.
+            let recovered = self.health.recovered.notified();
+            let mut recovered = std::pin::pin!(recovered);
+            recovered.as_mut().enable();
+            if self.is_healthy() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(until, recovered).await.is_err() {
+                return Err(AuditError::Unavailable("the sink is failing (block_timeout)"));
+            }
+        }
     }
 
     async fn reserve(&self, within: Duration) -> Result<mpsc::OwnedPermit<Msg>, AuditError> {

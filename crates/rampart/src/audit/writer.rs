@@ -78,6 +78,8 @@ pub struct Health {
     pub last_seq: AtomicU64,
     /// The auditor is gone or closing: stop retrying.
     pub stop: AtomicBool,
+    /// Told when the sink works again after failing (`block` waits on it).
+    pub recovered: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -372,6 +374,7 @@ impl Writer {
                     }
                     self.failing = false;
                     self.health.healthy.store(true, Ordering::SeqCst);
+                    self.health.recovered.notify_waiters();
                     break true;
                 }
                 Err(e) => {

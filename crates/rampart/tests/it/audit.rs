@@ -616,10 +616,20 @@ impl PgThroughProxy {
     /// the queue. Both requests had room, so both were forwarded and are
     /// answered once ack_timeout passes (records unconfirmed, still held):
     /// their ids go to `ids`. Returns the requests the upstream has seen.
-    async fn cut_and_fill_the_queue(&self, c: &Client, ids: &mut Vec<String>) -> usize {
+    /// Cuts the database. The request admitted before the writer finds
+    /// out is answered (its record held); returns once the trail reports
+    /// the failure, with the upstream's count then.
+    async fn cut_until_failing(&self, c: &Client, ids: &mut Vec<String>) -> usize {
         self.proxy.set(false).await;
-        for _ in 0..2 {
-            ids.push(answered(c).await);
+        ids.push(answered(c).await);
+        let audit = self.h.server().runtime().snapshot().auditor().unwrap().clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while audit.is_healthy() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the trail never noticed the cut"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.h.upstream.count()
     }
@@ -676,20 +686,20 @@ async fn losing_postgres_mid_run_answers_503_forwards_nothing_and_loses_no_answe
 }
 
 #[tokio::test]
-async fn with_block_a_request_waits_for_room_in_the_trail_up_to_block_timeout() {
-    // `block` waits for room in the trail's queue (`queue`: records waiting
-    // for the writer plus requests holding a place for theirs), at most
-    // block_timeout, then 503. With queue = 1, one record waiting for a
-    // writer that cannot commit fills it.
+async fn with_block_a_request_waits_while_the_trail_fails_up_to_block_timeout() {
+    // `block` holds a request while the sink fails (and while the queue is
+    // full), at most block_timeout, then 503. The queue has room here: a
+    // request forwarded while the sink fails would have its record only in
+    // memory.
     let block = Duration::from_secs(3);
     let t = PgThroughProxy::start(&format!(
-        "on_failure = \"block\"\nqueue = 1\nack_timeout = \"200ms\"\nblock_timeout = \"{}s\"",
+        "on_failure = \"block\"\nack_timeout = \"200ms\"\nblock_timeout = \"{}s\"",
         block.as_secs()
     ))
     .await;
     let c = t.h.client();
     let mut ids = vec![answered(&c).await];
-    let reached = t.cut_and_fill_the_queue(&c, &mut ids).await;
+    let reached = t.cut_until_failing(&c, &mut ids).await;
     // The next request waits: no answer, nothing forwarded.
     let waiting = {
         let c = t.h.client();
@@ -699,7 +709,7 @@ async fn with_block_a_request_waits_for_room_in_the_trail_up_to_block_timeout() 
     let started = std::time::Instant::now();
     assert!(
         tokio::time::timeout(block / 3, &mut waiting).await.is_err(),
-        "answered while the trail had no room"
+        "answered while the trail was failing"
     );
     t.forwarded(reached);
     // The database returns within block_timeout: the request completes.
@@ -711,9 +721,9 @@ async fn with_block_a_request_waits_for_room_in_the_trail_up_to_block_timeout() 
     ids.push(r.header("x-request-id").unwrap().to_string());
     t.flushed().await;
 
-    // Away again, longer than block_timeout: the request that finds the
-    // queue full gets 503 once block_timeout has passed, unforwarded.
-    let reached = t.cut_and_fill_the_queue(&c, &mut ids).await;
+    // Away again, longer than block_timeout: the next request gets 503
+    // once block_timeout has passed, unforwarded.
+    let reached = t.cut_until_failing(&c, &mut ids).await;
     let started = std::time::Instant::now();
     let r = c.get("/v1/accounts").await;
     let waited = started.elapsed();

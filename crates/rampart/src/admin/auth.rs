@@ -138,7 +138,7 @@ pub fn required(method: &Method, path: &str, metrics_auth: bool) -> Option<Role>
         "/admin/bans" | "/admin/revocations" if read => Some(Role::Viewer),
         "/admin/bans" | "/admin/revocations" => Some(Role::Operator),
         "/admin/keys" | "/admin/users" | "/admin/mfa" if read => Some(Role::Viewer),
-        "/admin/keys" | "/admin/users" | "/admin/mfa" => Some(Role::SecurityAdmin),
+        "/admin/keys" | "/admin/users" | "/admin/mfa" | "/admin/keys/rotate" => Some(Role::SecurityAdmin),
         _ => Some(Role::Viewer),
     }
 }
@@ -335,6 +335,8 @@ mod tests {
         assert_eq!(r(M::GET, "/admin/bans"), Some(Role::Viewer));
         assert_eq!(r(M::DELETE, "/admin/bans"), Some(Role::Operator));
         assert_eq!(r(M::GET, "/admin/users"), Some(Role::Viewer));
+        assert_eq!(r(M::POST, "/admin/keys"), Some(Role::SecurityAdmin));
+        assert_eq!(r(M::POST, "/admin/keys/rotate"), Some(Role::SecurityAdmin));
         assert_eq!(r(M::DELETE, "/admin/users"), Some(Role::SecurityAdmin));
         assert_eq!(r(M::DELETE, "/admin/keys"), Some(Role::SecurityAdmin));
         assert_eq!(r(M::GET, "/admin/secret-thing"), Some(Role::Viewer));

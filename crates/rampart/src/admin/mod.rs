@@ -242,7 +242,8 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/admin/login", post(auth::login))
         .route("/admin/logout", post(auth::logout))
         .route("/admin/whoami", get(auth::whoami))
-        .route("/admin/keys", get(list_keys).delete(revoke_key))
+        .route("/admin/keys", get(list_keys).post(create_key).delete(revoke_key))
+        .route("/admin/keys/rotate", post(rotate_key))
         .route("/admin/users", get(list_users).delete(remove_user))
         .route("/admin/mfa", get(list_mfa).delete(reset_mfa))
         .route("/admin/reload", post(reload))
@@ -614,6 +615,121 @@ async fn list_keys(State(rt): State<Arc<Runtime>>) -> Response {
         })).collect::<Vec<_>>()}))
         .into_response(),
         Err(e) => unavailable_store(e),
+    }
+}
+
+/// `POST /admin/keys` `{"client": "partner-a", "scopes": "accounts:read",
+/// "expires": "90d"}`: a new key, shown in this answer only (and recorded
+/// in the audit trail without it).
+async fn create_key(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Response {
+    let gw = rt.snapshot();
+    let Some(keys) = gw.authn.api_keys() else {
+        return not_configured("[api_keys]");
+    };
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return bad_request(
+            "the body must be JSON: {\"client\": \"partner-a\", \"scopes\": \"accounts:read\", \"expires\": \"90d\"}",
+        );
+    };
+    let Some(client) = req.get("client").and_then(|v| v.as_str()) else {
+        return bad_request("`client` is required");
+    };
+    let scopes = match req.get("scopes") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(a)) if a.iter().all(|v| v.is_string()) => {
+            a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" ")
+        }
+        _ => return bad_request("`scopes` must be a string (space-separated) or an array of strings"),
+    };
+    let (scopes, expires) = match (
+        crate::authn::api_keys::parse_scopes(&scopes),
+        key_duration(&req, "expires"),
+    ) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) => return bad_request(&e.to_string()),
+        (_, Err(m)) => return bad_request(&m),
+    };
+    match keys.create(client, scopes, expires).await {
+        Ok(new) => new_key(StatusCode::CREATED, &new, None),
+        Err(e) => key_error(e),
+    }
+}
+
+/// `POST /admin/keys/rotate` `{"id": "…", "overlap": "24h", "expires":
+/// "90d"}`: the replacement key, shown in this answer only; the old one
+/// works `overlap` more (default 24h).
+async fn rotate_key(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Response {
+    let gw = rt.snapshot();
+    let Some(keys) = gw.authn.api_keys() else {
+        return not_configured("[api_keys]");
+    };
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return bad_request("the body must be JSON: {\"id\": \"…\", \"overlap\": \"24h\"}");
+    };
+    let Some(id) = req
+        .get("id")
+        .and_then(|v| v.as_str())
+        .filter(|id| id.len() == crate::authn::api_keys::ID_LEN)
+    else {
+        return bad_request("`id` must be a key id, as GET /admin/keys shows it (not the key)");
+    };
+    let (overlap, expires) = match (key_duration(&req, "overlap"), key_duration(&req, "expires")) {
+        (Ok(o), Ok(e)) => (o.unwrap_or(std::time::Duration::from_secs(24 * 3600)), e),
+        (Err(m), _) | (_, Err(m)) => return bad_request(&m),
+    };
+    match keys.rotate(id, overlap, expires).await {
+        Ok(new) => new_key(StatusCode::OK, &new, Some(id)),
+        Err(e) => key_error(e),
+    }
+}
+
+/// A duration member (`"90d"`), if present.
+fn key_duration(req: &serde_json::Value, name: &str) -> Result<Option<std::time::Duration>, String> {
+    match req.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(|s| humantime::parse_duration(s).ok())
+            .map(Some)
+            .ok_or_else(|| format!("`{name}` must be a duration such as \"90d\" or \"24h\"")),
+    }
+}
+
+/// The answer that carries a new key: never cached, never logged.
+fn new_key(status: StatusCode, new: &crate::authn::api_keys::NewKey, replaces: Option<&str>) -> Response {
+    let mut body = json!({
+        "id": new.key_id,
+        "key": new.key.expose(),
+        "client": new.record.client,
+        "scopes": new.record.scopes,
+        "expires_at": unix_date(new.record.expires_at),
+    });
+    if let Some(old) = replaces {
+        body["replaces"] = json!(old);
+    }
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn key_error(e: crate::authn::api_keys::ApiKeysError) -> Response {
+    use crate::authn::api_keys::ApiKeysError as E;
+    match e {
+        E::InvalidInput(m) => bad_request(&m),
+        E::UnknownKey(_) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"title": e.to_string(), "status": 404})),
+        )
+            .into_response(),
+        E::NotActive { .. } => (
+            StatusCode::CONFLICT,
+            Json(json!({"title": e.to_string(), "status": 409})),
+        )
+            .into_response(),
+        E::StoreUnavailable { .. } | E::Store { .. } | E::Random => unavailable_store(e),
     }
 }
 

@@ -3,7 +3,7 @@
 //! GET and HEAD), authorised or not, with who (`machine:NAME`, `cert:CN`,
 //! `user:NAME` as [`crate::admin::auth::identify`] finds them, else
 //! `anonymous`), what (`POST /admin/bans`), on what (the query, or the
-//! `cidr`/`jti`/`sub`/`client_id`/`user` of a JSON body) and how it ended
+//! `cidr`/`jti`/`sub`/`client_id`/`client`/`id`/`user` of a JSON body) and how it ended
 //! (the status). New admin endpoints are covered by being mounted.
 //!
 //! Threat answered: a control-plane change (a ban lifted, a revocation
@@ -57,7 +57,7 @@ pub async fn record_admin_calls(State(rt): State<Arc<Runtime>>, req: Request, ne
     let mut target = parts.uri.query().unwrap_or("").to_string();
     if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         // What the action is on; never a password or a code.
-        for k in ["cidr", "jti", "sub", "client_id", "user"] {
+        for k in ["cidr", "jti", "sub", "client_id", "client", "id", "user"] {
             if let Some(v) = m.get(k).and_then(|v| v.as_str()) {
                 if !target.is_empty() {
                     target.push('&');

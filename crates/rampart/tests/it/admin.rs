@@ -72,6 +72,16 @@ async fn admin_endpoints_are_not_on_the_data_plane() {
         (Method::GET, "/admin/whoami", ""),
         (Method::GET, "/admin/keys", ""),
         (Method::DELETE, "/admin/keys?id=rk_test_1", ""),
+        (
+            Method::POST,
+            "/admin/keys",
+            r#"{"client": "partner-a", "scopes": "accounts:read"}"#,
+        ),
+        (
+            Method::POST,
+            "/admin/keys/rotate",
+            r#"{"id": "aaaaaaaaaaaaaaaa"}"#,
+        ),
         (Method::GET, "/admin/users", ""),
         (Method::DELETE, "/admin/users?user=alice", ""),
         (Method::GET, "/admin/mfa", ""),

@@ -28,9 +28,15 @@ fn keys(h: &Harness, args: &[&str]) -> String {
 }
 
 async fn start() -> Harness {
+    start_with("", &[]).await
+}
+
+/// The API-key route, with `extra` policy text and `files` beside it.
+async fn start_with(extra: &str, files: &[(&str, &str)]) -> Harness {
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
         r#"{}
+{extra}
 [api_keys]
 store = "sqlite://keys.db"
 pepper_file = "pepper"
@@ -46,7 +52,9 @@ authz = "authenticated"
 "#,
         rampart_testkit::base_policy(&upstream.url())
     );
-    Harness::start_with_files(upstream, &policy, &[("pepper", PEPPER)]).await
+    let mut all = vec![("pepper", PEPPER)];
+    all.extend_from_slice(files);
+    Harness::start_with_files(upstream, &policy, &all).await
 }
 
 async fn get(h: &Harness, key: Option<&str>) -> TestResponse {
@@ -109,4 +117,91 @@ async fn a_created_key_is_accepted_and_a_revoked_one_refused() {
         "{:?}",
         revoked.elapsed()
     );
+}
+
+/// Keys made and rotated over the admin API (role `security-admin`; the
+/// trail records the action, never the key): the key is in the answer
+/// only, works on the data plane, and its replacement too.
+#[tokio::test]
+async fn keys_are_created_and_rotated_over_the_admin_api_by_a_security_admin() {
+    use rampart_testkit::{admin_send, ADMIN_TOKEN};
+    const SECURITY: &str = "security-admin-token-0123456789abcdef";
+    let h = start_with(
+        "[[admin.tokens]]\nname = \"security\"\nfile = \"security.token\"\nrole = \"security-admin\"\n",
+        &[("security.token", SECURITY)],
+    )
+    .await;
+    let url = h.admin_url("/admin/keys");
+    let body = r#"{"client": "fintech-7", "scopes": ["accounts:read"], "expires": "90d"}"#;
+    // The operator token may not make keys.
+    let r = admin_send(Method::POST, &url, Some(ADMIN_TOKEN), body).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    for (bad, why) in [
+        (r#"{"scopes": "accounts:read"}"#, "no client"),
+        (r#"{"client": "fintech-7"}"#, "no scopes"),
+        (
+            r#"{"client": "fintech-7", "scopes": "accounts:read", "expires": "soon"}"#,
+            "bad expiry",
+        ),
+        ("not json", "not JSON"),
+    ] {
+        let r = admin_send(Method::POST, &url, Some(SECURITY), bad).await;
+        assert_eq!(r.status, 400, "{why}: {}", r.text());
+    }
+    let r = admin_send(Method::POST, &url, Some(SECURITY), body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let made = r.json();
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with(&format!("rk_{id}_")), "{made}");
+    assert_eq!(made["client"], "fintech-7");
+    assert!(made["expires_at"].is_string(), "{made}");
+    assert_eq!(get(&h, Some(&key)).await.status, 200);
+    assert_eq!(
+        h.upstream.requests().pop().unwrap().headers["x-authenticated-client-id"],
+        "fintech-7"
+    );
+    // The list shows it, never the key.
+    let list = admin_send(Method::GET, &url, Some(SECURITY), "").await.text();
+    assert!(list.contains(&id) && !list.contains(&key), "{list}");
+
+    // Rotation: a new key; the old one works during the overlap.
+    let rotate = h.admin_url("/admin/keys/rotate");
+    let r = admin_send(
+        Method::POST,
+        &rotate,
+        Some(SECURITY),
+        &format!(r#"{{"id": "{id}", "overlap": "1h"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let next = r.json();
+    assert_eq!(next["replaces"], id.as_str());
+    let new_key = next["key"].as_str().unwrap();
+    assert_ne!(new_key, key);
+    assert_eq!(get(&h, Some(new_key)).await.status, 200);
+    assert_eq!(
+        get(&h, Some(&key)).await.status,
+        200,
+        "the old key within its overlap"
+    );
+    // A rotated key cannot be rotated again; an unknown one is 404.
+    let r = admin_send(
+        Method::POST,
+        &rotate,
+        Some(SECURITY),
+        &format!(r#"{{"id": "{id}"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let unknown = "a".repeat(id.len());
+    let r = admin_send(
+        Method::POST,
+        &rotate,
+        Some(SECURITY),
+        &format!(r#"{{"id": "{unknown}"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
 }

@@ -244,8 +244,8 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/admin/whoami", get(auth::whoami))
         .route("/admin/keys", get(list_keys).post(create_key).delete(revoke_key))
         .route("/admin/keys/rotate", post(rotate_key))
-        .route("/admin/users", get(list_users).delete(remove_user))
-        .route("/admin/mfa", get(list_mfa).delete(reset_mfa))
+        .route("/admin/users", get(list_users).post(add_user).delete(remove_user))
+        .route("/admin/mfa", get(list_mfa).post(enrol_mfa).delete(reset_mfa))
         .route("/admin/reload", post(reload))
         .route("/admin/identity/jwks", get(identity_jwks))
         .route("/admin/bans", get(list_bans).post(add_ban).delete(remove_ban))
@@ -707,12 +707,12 @@ fn new_key(status: StatusCode, new: &crate::authn::api_keys::NewKey, replaces: O
     if let Some(old) = replaces {
         body["replaces"] = json!(old);
     }
-    let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    resp
+    shown_once(status, body)
+}
+
+/// An answer holding a secret shown this once: never cached.
+fn shown_once(status: StatusCode, body: serde_json::Value) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], (status, Json(body))).into_response()
 }
 
 fn key_error(e: crate::authn::api_keys::ApiKeysError) -> Response {
@@ -762,6 +762,93 @@ async fn list_users(State(rt): State<Arc<Runtime>>) -> Response {
         .into_response(),
         Err(e) => unavailable_store(e),
     }
+}
+
+/// `POST /admin/users` `{"user": "alice", "role": "operator", "password":
+/// "…"}`: a person, with the password checked against the policy and a new
+/// TOTP factor whose seed is in this answer only (never in the trail).
+async fn add_user(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Response {
+    let Some(mfa) = rt.snapshot().mfa.clone() else {
+        return not_configured("[mfa]");
+    };
+    let req = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let field = |k: &str| req.get(k).and_then(|v| v.as_str());
+    let (Some(user), Some(role), Some(pw)) = (field("user"), field("role"), field("password")) else {
+        return bad_request(
+            "the body must be JSON: {\"user\": \"alice\", \"role\": \"viewer|operator|security-admin\", \"password\": \"…\"}",
+        );
+    };
+    let Some(role) = config::Role::parse(role) else {
+        return bad_request("`role` must be viewer, operator or security-admin");
+    };
+    match users::add(&mfa, user, role, pw).await {
+        Ok(e) => enrolment(user, Some(role), &e),
+        Err(e @ (users::UsersError::InvalidName | users::UsersError::Password(_))) => {
+            bad_request(&e.to_string())
+        }
+        Err(e @ users::UsersError::Exists) => (
+            StatusCode::CONFLICT,
+            Json(json!({"title": e.to_string(), "status": 409})),
+        )
+            .into_response(),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+/// `POST /admin/mfa` `{"user": "cust-001", "algorithm": "SHA1", "digits":
+/// 6}`: a customer's one-time-code enrolment (transaction confirmation);
+/// the seed is in this answer only.
+async fn enrol_mfa(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Response {
+    let Some(mfa) = rt.snapshot().mfa.clone() else {
+        return not_configured("[mfa]");
+    };
+    let req = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let Some(user) = req.get("user").and_then(|v| v.as_str()) else {
+        return bad_request(
+            "the body must be JSON: {\"user\": \"cust-001\", \"algorithm\": \"SHA1\", \"digits\": 6}",
+        );
+    };
+    let alg = match req
+        .get("algorithm")
+        .map(|v| v.as_str().and_then(crate::mfa::totp::Algorithm::parse))
+    {
+        None => crate::mfa::totp::Algorithm::Sha1,
+        Some(Some(a)) => a,
+        Some(None) => return bad_request("`algorithm` must be SHA1, SHA256 or SHA512"),
+    };
+    let digits = match req
+        .get("digits")
+        .map(|v| v.as_u64().and_then(|d| u32::try_from(d).ok()))
+    {
+        None => 6,
+        Some(Some(d)) => d,
+        Some(None) => return bad_request("`digits` must be 6 or 8"),
+    };
+    match mfa.enrol(user, alg, digits).await {
+        Ok(e) => enrolment(user, None, &e),
+        Err(crate::mfa::MfaError::InvalidInput(why)) => bad_request(&why),
+        Err(e @ crate::mfa::MfaError::AlreadyEnrolled) => (
+            StatusCode::CONFLICT,
+            Json(json!({"title": e.to_string(), "status": 409})),
+        )
+            .into_response(),
+        Err(e) => unavailable_store(e),
+    }
+}
+
+/// The answer that carries a new TOTP seed: never cached.
+fn enrolment(user: &str, role: Option<config::Role>, e: &crate::mfa::Enrolment) -> Response {
+    let mut body = json!({
+        "user": user,
+        "otpauth_uri": e.uri.expose(),
+        "secret": e.secret_base32.expose(),
+        "algorithm": e.factor.algorithm.as_str(),
+        "digits": e.factor.digits,
+    });
+    if let Some(r) = role {
+        body["role"] = json!(r.as_str());
+    }
+    shown_once(StatusCode::CREATED, body)
 }
 
 async fn remove_user(State(rt): State<Arc<Runtime>>, axum::extract::Query(q): Query) -> Response {

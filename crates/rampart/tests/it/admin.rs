@@ -83,8 +83,14 @@ async fn admin_endpoints_are_not_on_the_data_plane() {
             r#"{"id": "aaaaaaaaaaaaaaaa"}"#,
         ),
         (Method::GET, "/admin/users", ""),
+        (
+            Method::POST,
+            "/admin/users",
+            r#"{"user": "bob", "role": "viewer", "password": "Tr4vel-by-Night-Tr@in"}"#,
+        ),
         (Method::DELETE, "/admin/users?user=alice", ""),
         (Method::GET, "/admin/mfa", ""),
+        (Method::POST, "/admin/mfa", r#"{"user": "cust-001"}"#),
         (Method::DELETE, "/admin/mfa?user=alice", ""),
         (Method::POST, "/admin/reload", ""),
         (Method::GET, "/admin/identity/jwks", ""),
@@ -375,4 +381,116 @@ async fn machines_use_client_certificates_on_the_admin_tls_listener() {
         .send(Method::POST, "/admin/reload", &[("authorization", &auth)], "")
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// People and customers' one-time-code factors made over the admin API
+/// (`security-admin`; the trail records the action, never the password or
+/// the seed): the person signs in with the password and a code of the
+/// seed in the answer; the enrolment's seed makes codes the store accepts.
+#[tokio::test]
+async fn people_and_enrolments_are_made_over_the_admin_api_by_a_security_admin() {
+    use rampart::mfa::totp;
+    use rampart_testkit::admin_send;
+    let h = roles_harness().await;
+    let users = h.admin_url("/admin/users");
+    let pw = "Tr4vel-by-Night-Tr@in";
+    let body = serde_json::json!({"user": "bob", "role": "operator", "password": pw}).to_string();
+    // A viewer may not; weak passwords, bad roles and bad bodies are 400.
+    assert_eq!(
+        admin_send(Method::POST, &users, Some(VIEWER), &body).await.status,
+        403
+    );
+    for (bad, why) in [
+        (
+            serde_json::json!({"user": "bob", "role": "operator", "password": "short"}),
+            "weak password",
+        ),
+        (
+            serde_json::json!({"user": "bob", "role": "root", "password": pw}),
+            "unknown role",
+        ),
+        (
+            serde_json::json!({"user": "b", "role": "operator", "password": pw}),
+            "bad name",
+        ),
+        (serde_json::json!({"user": "bob"}), "missing fields"),
+    ] {
+        let r = admin_send(Method::POST, &users, Some(SECADMIN), &bad.to_string()).await;
+        assert_eq!(r.status, 400, "{why}: {}", r.text());
+        assert!(
+            !r.text().contains(pw) && !r.text().contains("short"),
+            "{why}: echoed"
+        );
+    }
+    let r = admin_send(Method::POST, &users, Some(SECADMIN), &body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let made = r.json();
+    assert_eq!(made["role"], "operator");
+    assert!(
+        made["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"),
+        "{made}"
+    );
+    assert_eq!(
+        admin_send(Method::POST, &users, Some(SECADMIN), &body)
+            .await
+            .status,
+        409
+    );
+    let seed = totp::base32_decode(made["secret"].as_str().unwrap()).unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let login = serde_json::json!({"user": "bob", "password": pw, "code": totp::totp(totp::Algorithm::Sha1, &seed, now(), 6)});
+    let r = admin_send(
+        Method::POST,
+        &h.admin_url("/admin/login"),
+        None,
+        &login.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["role"], "operator");
+
+    // A customer's factor for transaction confirmation.
+    let url = h.admin_url("/admin/mfa");
+    let body = r#"{"user": "cust-042", "algorithm": "SHA256", "digits": 8}"#;
+    assert_eq!(
+        admin_send(Method::POST, &url, Some(VIEWER), body).await.status,
+        403
+    );
+    let r = admin_send(
+        Method::POST,
+        &url,
+        Some(SECADMIN),
+        r#"{"user": "cust-042", "digits": 7}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = admin_send(Method::POST, &url, Some(SECADMIN), body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let e = r.json();
+    assert_eq!(
+        (e["algorithm"].as_str(), e["digits"].as_u64()),
+        (Some("SHA256"), Some(8))
+    );
+    assert_eq!(
+        admin_send(Method::POST, &url, Some(SECADMIN), body).await.status,
+        409
+    );
+    let seed = totp::base32_decode(e["secret"].as_str().unwrap()).unwrap();
+    let mfa = rampart::cli::mfa::open(&h.policy_path).unwrap();
+    let code = totp::totp(totp::Algorithm::Sha256, &seed, now(), 8);
+    mfa.confirm("cust-042", &code).await.unwrap();
+    let listed = admin_send(Method::GET, &url, Some(VIEWER), "").await.text();
+    assert!(
+        listed.contains("cust-042") && !listed.contains(e["secret"].as_str().unwrap()),
+        "{listed}"
+    );
 }

@@ -834,13 +834,14 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     use rampart::mfa::totp;
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
-        "{}\n{ROUTES}\n{}\n[mfa]\nkey_file = \"mfa.key\"\n\n[[admin.tokens]]\nname = \"dashboards\"\nfile = \"viewer.token\"\nrole = \"viewer\"\n",
+        "{}\n{ROUTES}\n{}\n[mfa]\nkey_file = \"mfa.key\"\n\n[[admin.tokens]]\nname = \"dashboards\"\nfile = \"viewer.token\"\nrole = \"viewer\"\n\n[[admin.tokens]]\nname = \"secops\"\nfile = \"secadmin.token\"\nrole = \"security-admin\"\n",
         base_policy(&upstream.url()),
         audit_section(None, "")
     );
     let mut files = key_files();
     files.push(("mfa.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()));
     files.push(("viewer.token", "viewer-token-0123456789abcdef".into()));
+    files.push(("secadmin.token", "secadmin-token-0123456789abcdef".into()));
     let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
     let h = Harness::start_with_files(upstream, &policy, &files).await;
     let mfa = rampart::cli::mfa::open(&h.policy_path).unwrap();
@@ -888,6 +889,23 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     )
     .await;
     assert_eq!(r.status, 403);
+    // A person and a customer's factor made over the API: the password and
+    // the seeds are in the answers only.
+    let bob_pw = "Another-Long-Passphrase-9";
+    let add = serde_json::json!({"user": "bob", "role": "viewer", "password": bob_pw}).to_string();
+    let secops = Some("secadmin-token-0123456789abcdef");
+    let r = admin_send(Method::POST, &h.admin_url("/admin/users"), secops, &add).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let bob_seed = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = admin_send(
+        Method::POST,
+        &h.admin_url("/admin/mfa"),
+        secops,
+        r#"{"user": "cust-001"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let cust_seed = r.json()["secret"].as_str().unwrap().to_owned();
     let entries = export(&h.policy_path, &[]);
     let admin: Vec<(String, String, String)> = entries
         .iter()
@@ -906,6 +924,8 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
         ("anonymous", "POST /admin/login", "ok (200)"),
         ("user:alice", "POST /admin/bans", "ok (201)"),
         ("machine:dashboards", "POST /admin/reload", "refused (403)"),
+        ("machine:secops", "POST /admin/users", "ok (201)"),
+        ("machine:secops", "POST /admin/mfa", "ok (201)"),
     ];
     let want: Vec<(String, String, String)> = want
         .iter()
@@ -924,7 +944,7 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     all_files(&h.dir.path().join("audit"), &mut written);
     let everything: Vec<u8> = written.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
     let exported = format!("{entries:?}");
-    for secret in [pw, code.as_str(), session.as_str()] {
+    for secret in [pw, code.as_str(), session.as_str(), bob_pw, &bob_seed, &cust_seed] {
         assert!(
             !contains(&everything, secret) && !exported.contains(secret),
             "{secret} in the trail"

@@ -151,6 +151,8 @@ fn memory_per_key(_c: &mut Criterion) {
     for (kind, name) in [
         (AlgorithmKind::TokenBucket, "token_bucket"),
         (AlgorithmKind::Gcra, "gcra"),
+        (AlgorithmKind::FixedWindow, "fixed_window"),
+        (AlgorithmKind::SlidingWindowCounter, "sliding_window_counter"),
         (
             AlgorithmKind::SlidingWindowLog,
             "sliding_window_log, 10 entries per key",

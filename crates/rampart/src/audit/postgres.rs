@@ -292,20 +292,32 @@ impl PgSink {
     /// records and keeps this beside them, to ask [`PgSink::contains`]
     /// before it moves them back.
     pub fn take_in_doubt(&mut self) -> Option<(u64, Hash)> {
+        let doubt = self.in_doubt();
+        self.in_doubt = None;
+        doubt
+    }
+
+    /// The last entry of the append left in doubt, if any (kept).
+    pub fn in_doubt(&self) -> Option<(u64, Hash)> {
         self.in_doubt
-            .take()
+            .as_ref()
             .and_then(|links| links.last().map(|l| (l.seq, l.hash)))
     }
 
-    /// Settles the last failed append before the same entries are sent
+    /// Settles the last failed append before the same `entries` are sent
     /// again: `Some(links)` if it committed after all (its last row is in
     /// the table: do not send them again), `None` if it did not or nothing
-    /// was in doubt. `Err` (the database still away) keeps the doubt.
-    pub async fn settle(&mut self) -> Result<Option<Vec<Link>>, AuditError> {
+    /// was in doubt. `Err` (the database still away) keeps the doubt. A
+    /// doubt about another batch (a different number of entries) is
+    /// dropped: it cannot be these entries'.
+    pub async fn settle(&mut self, entries: usize) -> Result<Option<Vec<Link>>, AuditError> {
         let Some(links) = &self.in_doubt else {
             return Ok(None);
         };
-        let Some(last) = links.last() else {
+        let Some(last) = links.last().filter(|_| links.len() == entries) else {
+            if !links.is_empty() {
+                tracing::error!(target: "rampart::audit", "an append left in doubt is not the batch being retried; its doubt is dropped");
+            }
             self.in_doubt = None;
             return Ok(None);
         };
@@ -315,18 +327,29 @@ impl PgSink {
         Ok(if committed { links } else { None })
     }
 
-    /// Whether the entry `seq` with `hash` is in the table.
+    /// Whether the entry `seq` with `hash` is in the table. Asked under
+    /// the table's lock: an append whose commit is still under way (its
+    /// client gone, its answer lost) finishes first, so the answer is
+    /// final.
     pub async fn contains(&mut self, seq: u64, hash: &Hash) -> Result<bool, AuditError> {
         let location = self.location.clone();
         let sql = self.sql.has.clone();
+        let lock = self.sql.lock;
         let pool = self.ready().await?.clone();
-        let row = bounded(
-            &location,
-            sqlx::query(AssertSqlSafe(sql))
+        let row = bounded(&location, async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(i64::try_from(seq).unwrap_or(i64::MAX))
                 .bind(hash.to_vec())
-                .fetch_optional(&pool),
-        )
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(row)
+        })
         .await;
         if row.is_err() {
             if let Some(p) = self.pool.take() {

@@ -157,6 +157,23 @@ fn ms(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
 
+/// Most signals one record carries, and the longest pointer kept of each
+/// (a client chooses member names).
+const MAX_SIGNALS: usize = 32;
+const MAX_POINTER: usize = 256;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 impl RequestEvent {
     /// The record of a request from its context. Free text is redacted here.
     pub fn from_exchange(ex: &Exchange, status: u16, latency: Duration, bytes_out: Option<u64>) -> Self {
@@ -212,11 +229,16 @@ impl RequestEvent {
             signals: ex
                 .signals
                 .iter()
+                .take(MAX_SIGNALS)
                 // The kind is the gateway's own words (a class, a configured
                 // client); the pointer holds the client's member names.
                 .map(|s| match s.pointer.as_str() {
                     "" => s.kind.clone(),
-                    at => format!("{} at {}", s.kind, redact::redact_url_part(at)),
+                    at => format!(
+                        "{} at {}",
+                        s.kind,
+                        redact::redact_url_part(truncate(at, MAX_POINTER))
+                    ),
                 })
                 .collect(),
             confirmed: ex.confirmed,

@@ -137,6 +137,16 @@ fn flagged_findings_signatures_and_confirmations_are_in_the_record_without_value
     );
     let back: RequestEvent = serde_json::from_value(json).unwrap();
     assert!(back.signals.is_empty() && !back.confirmed);
+    // Bounded: a client chooses how many findings and how long a pointer.
+    ex.signals = (0..100)
+        .map(|i| crate::validate::Signal {
+            kind: "injection:xss".into(),
+            pointer: format!("/{i}/{}", "é".repeat(1000)),
+        })
+        .collect();
+    let e = RequestEvent::from_exchange(&ex, 200, Duration::ZERO, None);
+    assert_eq!(e.signals.len(), 32);
+    assert!(e.signals.iter().all(|s| s.len() < 300), "{:?}", e.signals[0]);
 }
 
 #[tokio::test]
@@ -924,6 +934,34 @@ async fn a_spool_move_whose_answer_is_lost_is_not_moved_twice() {
     assert!(!proxy.commit_answer_pending(), "the move was not cut");
     a.close(Duration::from_secs(5)).await;
     each_once(table_requests(&f, &table, &p.trusted).await, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_left_from_an_earlier_spool_is_not_applied_to_a_new_one() {
+    // A crash can leave IN-DOUBT.json behind (its segment moved and gone).
+    // Read by the next episode's drain, it would skip that many of the new
+    // segment's events: they would never reach the table.
+    let f = Fixture::new();
+    let table = table_name("stalenote");
+    let (proxy, p) = through_proxy(&f, &table, "on_failure = \"spool\"\nspool_dir = \"spool\"").await;
+    let a = Auditor::start(p.clone(), f.clock.clone()).await.unwrap();
+    a.admit().await.unwrap().record(request(0)).await.unwrap();
+    std::fs::create_dir_all(f.path("spool")).unwrap();
+    std::fs::write(
+        f.path("spool").join("IN-DOUBT.json"),
+        r#"{"known":3,"doubt":null}"#,
+    )
+    .unwrap();
+    proxy.set(false).await;
+    for i in 1..8 {
+        a.admit().await.unwrap().record(request(i)).await.unwrap();
+    }
+    assert!(a.is_spooling());
+    proxy.set(true).await;
+    drained(&a).await;
+    a.close(Duration::from_secs(5)).await;
+    each_once(table_requests(&f, &table, &p.trusted).await, 8);
+    assert!(!f.path("spool").join("IN-DOUBT.json").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -389,8 +389,16 @@ impl Writer {
                         );
                     }
                     self.failing = true;
-                    if !retry || self.health.stop.load(Ordering::SeqCst) {
+                    if self.health.stop.load(Ordering::SeqCst) {
+                        // Abandoned: the next batch is another one, and
+                        // must not be taken for this one.
+                        if let Primary::Postgres(pg) = &mut self.primary {
+                            pg.take_in_doubt();
+                        }
                         break false;
+                    }
+                    if !retry {
+                        break false; // retried by the caller, the same entries
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -486,7 +494,7 @@ impl Writer {
                 }
                 // A retry of a batch whose first try failed after it was
                 // sent: if that try committed, these records are in already.
-                let appended = match pg.settle().await {
+                let appended = match pg.settle(pending.len()).await {
                     Ok(Some(links)) => Ok(links),
                     Ok(None) => pg.append(pending, node.as_deref(), &time).await,
                     Err(e) => Err(e),
@@ -501,14 +509,22 @@ impl Writer {
                                 spool = %spool.dir().display(),
                                 "PostgreSQL is failing: audit records go to the local spool until it returns"
                             );
-                            // The spool is empty: this batch comes first in it.
-                            if let Some((seq, hash)) = pg.take_in_doubt() {
+                            // The spool is empty: this batch comes first in
+                            // it. A note left from an earlier episode speaks
+                            // of records long moved: it goes first.
+                            if !spool.has_segments() {
+                                SpoolDoubt::remove(spool.dir())?;
+                            }
+                            if let Some((seq, hash)) = pg.in_doubt() {
                                 let events = pending.iter().filter(|p| movable(p)).count();
                                 SpoolDoubt {
                                     known: 0,
                                     doubt: Some(InDoubt { seq, hash, events }),
                                 }
                                 .write(spool.dir())?;
+                                // Only once the note is down (else the retry
+                                // settles it).
+                                pg.take_in_doubt();
                             }
                             self.health.spooling.store(true, Ordering::SeqCst);
                             Self::spool_append(
@@ -731,14 +747,21 @@ impl Writer {
                         .committed
                         .fetch_add(links.len() as u64, Ordering::Relaxed);
                     self.exports.write(&links, &time);
+                    // The note speaks of this segment: it goes first. A
+                    // crash between the two moves this segment again (a
+                    // duplicate); the other order could apply the note to
+                    // the next segment (a loss).
+                    if known > 0 || doubt.is_some() {
+                        if let Err(e) = SpoolDoubt::remove(&dir) {
+                            tracing::error!(target: "rampart::audit", error = %e, "removing the audit spool's note failed");
+                            return;
+                        }
+                    }
                     if let Err(e) = std::fs::remove_file(&path) {
                         tracing::error!(target: "rampart::audit", error = %e, "removing a drained spool segment failed");
                         return;
                     }
                     // The next segment starts from nothing known.
-                    if known > 0 || doubt.is_some() {
-                        let _ = std::fs::remove_file(dir.join(DOUBT_FILE));
-                    }
                     known = 0;
                 }
                 Err(_) => {
@@ -854,7 +877,23 @@ impl SpoolDoubt {
         let mut f = std::fs::File::create(&tmp).map_err(fail)?;
         f.write_all(&body).map_err(fail)?;
         f.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, dir.join(DOUBT_FILE)).map_err(fail)
+        std::fs::rename(&tmp, dir.join(DOUBT_FILE)).map_err(fail)?;
+        super::segment::sync_dir(dir).map_err(|e| fail(std::io::Error::other(e.to_string())))
+    }
+
+    /// Removes the note (and makes the removal durable); none is fine.
+    fn remove(dir: &std::path::Path) -> Result<(), AuditError> {
+        match std::fs::remove_file(dir.join(DOUBT_FILE)) {
+            Ok(()) => super::segment::sync_dir(dir).map_err(|e| AuditError::Sink {
+                location: dir.display().to_string(),
+                reason: format!("{DOUBT_FILE}: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(AuditError::Sink {
+                location: dir.display().to_string(),
+                reason: format!("{DOUBT_FILE}: {e}"),
+            }),
+        }
     }
 
     fn read(dir: &std::path::Path) -> Option<Self> {

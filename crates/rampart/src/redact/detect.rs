@@ -277,14 +277,7 @@ fn secret_header(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
     if k == start {
         return None;
     }
-    // A "name" that is itself a credential (`rk_…: x`, a random run whose
-    // letters happen to spell `pwd`) is masked too, not kept as a label.
-    let head = match opaque_token(b, i) {
-        Some((end, token)) if end >= j => {
-            format!("{token}{}", String::from_utf8_lossy(&b[end.min(start)..start]))
-        }
-        _ => String::from_utf8_lossy(&b[i..start]).into_owned(),
-    };
+    let head = String::from_utf8_lossy(&b[i..start]).into_owned();
     Some((k, Cow::Owned(format!("{head}{REDACTED}"))))
 }
 
@@ -387,13 +380,16 @@ fn secret_key_value(b: &[u8], i: usize) -> Option<(usize, Cow<'static, str>)> {
     if k == start {
         return None;
     }
-    // A "name" that is itself a credential (`rk_…: x`, a random run whose
-    // letters happen to spell `pwd`) is masked too, not kept as a label.
-    let head = match opaque_token(b, i) {
-        Some((end, token)) if end >= j => {
-            format!("{token}{}", String::from_utf8_lossy(&b[end.min(start)..start]))
-        }
-        _ => String::from_utf8_lossy(&b[i..start]).into_owned(),
+    // A "name" that holds a credential (`rk_…: x`, a random run whose
+    // letters happen to spell `pwd`, `cfg.rk_…: x`) is masked whole, not
+    // kept as a label.
+    let holds_token = (i..j)
+        .filter(|&p| p == i || b[p - 1] == b'.')
+        .any(|p| opaque_token(b, p).is_some());
+    let head = if holds_token {
+        format!("[token]{}", String::from_utf8_lossy(&b[j..start]))
+    } else {
+        String::from_utf8_lossy(&b[i..start]).into_owned()
     };
     Some((k, Cow::Owned(format!("{head}{REDACTED}"))))
 }
@@ -608,11 +604,14 @@ mod tests {
             " g\"rk_l6r77f473oyd_pwDS4IKC7vh2z7Dzp337PYb0wtkOEG2VPdIK1xPz: bq",
             "rk_abcdefghijkl_pwd3cr3tK3yM4terial0987654321zyxw==x",
             "rk_abcdefghijkl_pwd3cr3tK3yM4terial0987654321zyxw==",
+            "cfg.rk_l6r77f473oyd_pwDS4IKC7vh2z7Dzp337PYb0wtkOEG2VPdIK1xPz: bq",
+            "a.b.rk_abcdefghijkl_pwd3cr3tK3yM4terial0987654321zyxw=é",
         ] {
             hides(input, "pwDS4IKC7vh2z7Dzp337PYb0");
             hides(input, "pwd3cr3tK3yM4terial");
         }
         assert_eq!(redact("password: hunter2"), "password: [redacted]");
+        assert_eq!(redact("db.password: hunter2"), "db.password: [redacted]");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! GET and HEAD), authorised or not, with who (`machine:NAME`, `cert:CN`,
 //! `user:NAME` as [`crate::admin::auth::identify`] finds them, else
 //! `anonymous`), what (`POST /admin/bans`), on what (the query, or the
-//! `cidr`/`jti`/`sub`/`client_id`/`client`/`id`/`user` of a JSON body) and how it ended
-//! (the status). New admin endpoints are covered by being mounted.
+//! `cidr`/`jti`/`sub`/`client_id`/`client`/`id`/`user` of a JSON body,
+//! and `issued=` the id of an API key the call made) and how it ended (the
+//! status). New admin endpoints are covered by being mounted.
 //!
 //! Threat answered: a control-plane change (a ban lifted, a revocation
 //! removed, a policy swapped) leaving no trace, and a trail that cannot
@@ -25,6 +26,9 @@ use crate::runtime::Runtime;
 
 /// Largest admin request body read for the record (admin bodies are tiny).
 const MAX_BODY: usize = 64 * 1024;
+
+/// Calls whose answer names an issued API key by its id.
+const ISSUES_KEYS: &[&str] = &["/admin/keys", "/admin/keys/rotate"];
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
 pub async fn record_admin_calls(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
@@ -66,8 +70,25 @@ pub async fn record_admin_calls(State(rt): State<Arc<Runtime>>, req: Request, ne
             }
         }
     }
-    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let path = parts.uri.path().to_owned();
+    let mut resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let status = resp.status();
+    if status.is_success() && ISSUES_KEYS.contains(&path.as_str()) {
+        // Which key was issued: its public id from the answer (never the
+        // key, which is in the answer too).
+        let (head, body) = resp.into_parts();
+        // The handler's own small JSON; the limit only bounds the buffer.
+        let bytes = axum::body::to_bytes(body, 1024 * 1024).await.unwrap_or_default();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if let Some(id) = m.get("id").and_then(|v| v.as_str()) {
+                if !target.is_empty() {
+                    target.push('&');
+                }
+                target.push_str(&format!("issued={id}"));
+            }
+        }
+        resp = Response::from_parts(head, Body::from(bytes));
+    }
     let outcome = if status.is_success() {
         format!("ok ({})", status.as_u16())
     } else {

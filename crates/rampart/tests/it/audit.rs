@@ -879,7 +879,7 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     use rampart::mfa::totp;
     let upstream = RecordingUpstream::start().await;
     let policy = format!(
-        "{}\n{ROUTES}\n{}\n[mfa]\nkey_file = \"mfa.key\"\n\n[[admin.tokens]]\nname = \"dashboards\"\nfile = \"viewer.token\"\nrole = \"viewer\"\n\n[[admin.tokens]]\nname = \"secops\"\nfile = \"secadmin.token\"\nrole = \"security-admin\"\n",
+        "{}\n{ROUTES}\n{}\n[mfa]\nkey_file = \"mfa.key\"\n\n[[admin.tokens]]\nname = \"dashboards\"\nfile = \"viewer.token\"\nrole = \"viewer\"\n\n[[admin.tokens]]\nname = \"secops\"\nfile = \"secadmin.token\"\nrole = \"security-admin\"\n\n[api_keys]\nstore = \"sqlite://keys.db\"\npepper_file = \"pepper\"\n",
         base_policy(&upstream.url()),
         audit_section(None, "")
     );
@@ -887,6 +887,10 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     files.push(("mfa.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()));
     files.push(("viewer.token", "viewer-token-0123456789abcdef".into()));
     files.push(("secadmin.token", "secadmin-token-0123456789abcdef".into()));
+    files.push((
+        "pepper",
+        "an-example-pepper-of-at-least-32-bytes-0123456789".into(),
+    ));
     let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
     let h = Harness::start_with_files(upstream, &policy, &files).await;
     let mfa = rampart::cli::mfa::open(&h.policy_path).unwrap();
@@ -951,6 +955,18 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let cust_seed = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = admin_send(
+        Method::POST,
+        &h.admin_url("/admin/keys"),
+        secops,
+        r#"{"client": "fintech-7", "scopes": "accounts:read"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (key_id, api_key) = (
+        r.json()["id"].as_str().unwrap().to_owned(),
+        r.json()["key"].as_str().unwrap().to_owned(),
+    );
     let entries = export(&h.policy_path, &[]);
     let admin: Vec<(String, String, String)> = entries
         .iter()
@@ -971,6 +987,7 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
         ("machine:dashboards", "POST /admin/reload", "refused (403)"),
         ("machine:secops", "POST /admin/users", "ok (201)"),
         ("machine:secops", "POST /admin/mfa", "ok (201)"),
+        ("machine:secops", "POST /admin/keys", "ok (201)"),
     ];
     let want: Vec<(String, String, String)> = want
         .iter()
@@ -989,7 +1006,28 @@ async fn admin_actions_of_people_and_machines_are_in_the_trail_with_their_actors
     all_files(&h.dir.path().join("audit"), &mut written);
     let everything: Vec<u8> = written.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
     let exported = format!("{entries:?}");
-    for secret in [pw, code.as_str(), session.as_str(), bob_pw, &bob_seed, &cust_seed] {
+    // The key issued is named by its id, never the key.
+    let issued: Vec<_> = entries
+        .iter()
+        .map(|e| &e["entry"]["event"])
+        .filter(|e| e["action"] == "POST /admin/keys")
+        .collect();
+    assert_eq!(
+        issued[0]["target"],
+        format!("client=fintech-7&issued={key_id}").as_str(),
+        "{issued:?}"
+    );
+    let secret_part = api_key.rsplit('_').next().unwrap().to_owned();
+    for secret in [
+        pw,
+        code.as_str(),
+        session.as_str(),
+        bob_pw,
+        &bob_seed,
+        &cust_seed,
+        &api_key,
+        &secret_part,
+    ] {
         assert!(
             !contains(&everything, secret) && !exported.contains(secret),
             "{secret} in the trail"

@@ -177,12 +177,18 @@ impl FrameCipher {
         (nonce, aad)
     }
 
-    /// Encrypts frame `index` in place (the tag is appended).
-    pub fn seal(&self, index: u64, buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+    /// Encrypts frame `index`, the bytes of `buf` from `from` on, in place
+    /// (the tag is appended): frames are sealed where the write buffer
+    /// holds them, without a copy.
+    pub fn seal_tail(&self, index: u64, buf: &mut Vec<u8>, from: usize) -> Result<(), CryptoError> {
         let (nonce, aad) = self.nonce_aad(index);
-        self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
-            .map_err(|_| CryptoError::Authentication)
+        let tail = buf.get_mut(from..).ok_or(CryptoError::Authentication)?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), tail)
+            .map_err(|_| CryptoError::Authentication)?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
     }
 
     /// Decrypts frame `index`; the plaintext is left at the start of `buf`

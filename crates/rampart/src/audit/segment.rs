@@ -274,15 +274,19 @@ impl SegmentWriter {
                 source: std::io::Error::other("an earlier write failed"),
             });
         }
-        let mut buf = Vec::with_capacity(links.iter().map(|l| l.body.len() + 56).sum());
+        // Each frame: its length (4 bytes), then hash and body sealed in
+        // place in the write buffer, with the tag after them.
+        let mut buf = Vec::with_capacity(links.iter().map(|l| 4 + 32 + l.body.len() + 16).sum());
         let mut index = self.frames;
         for l in links {
-            let mut frame = Vec::with_capacity(32 + l.body.len() + 16);
-            frame.extend_from_slice(&l.hash);
-            frame.extend_from_slice(&l.body);
-            self.cipher.seal(index, &mut frame)?;
-            buf.extend_from_slice(&u32::try_from(frame.len()).unwrap_or(u32::MAX).to_be_bytes());
-            buf.extend_from_slice(&frame);
+            let len_at = buf.len();
+            buf.extend_from_slice(&[0; 4]);
+            let from = buf.len();
+            buf.extend_from_slice(&l.hash);
+            buf.extend_from_slice(&l.body);
+            self.cipher.seal_tail(index, &mut buf, from)?;
+            let len = u32::try_from(buf.len() - from).unwrap_or(u32::MAX);
+            buf[len_at..from].copy_from_slice(&len.to_be_bytes());
             index += 1;
         }
         if let Err(e) = self.file.write_all(&buf) {

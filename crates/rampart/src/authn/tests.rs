@@ -275,6 +275,51 @@ async fn rfc7515_vectors_through_the_issuer() {
     }
 }
 
+#[tokio::test]
+async fn rfc7515_a1_hs256_vector_verifies_only_with_the_dangerous_secret() {
+    // HS256 is accepted only under a configured secret, never a JWKS key.
+    // The RFC's key is binary, so it is set on the policy directly.
+    let v = vector("rfc7515-a1-hs256.json");
+    let k = super::b64url_decode(v["jwk"]["k"].as_str().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let es = vector("rfc7515-a3-es256.json");
+    std::fs::write(&path, json!({"keys": [es["jwk"]]}).to_string()).unwrap();
+    let cfg: IssuerConfig = toml::from_str(&format!(
+        "name = \"joe\"\nissuer = \"https://joe\"\naudiences = [\"x\"]\njwks_file = \"{}\"\n\
+         algorithms = [\"HS256\"]\ndangerous_hs256_secret = \"replaced-by-the-rfc-key-0123456789abcdef\"",
+        path.display()
+    ))
+    .unwrap();
+    let mut policy = IssuerPolicy::from_config(&cfg, "i").unwrap();
+    policy.issuer = "joe".into();
+    policy.hs256_secret = Some(crate::secret::Secret::new(k));
+    let clock: SharedClock = FakeClock::at_unix(1_300_819_000);
+    let jws = v["jws"].as_str().unwrap();
+    // The signature verifies; the token (no `aud`) is then refused for its
+    // audience, as the other RFC tokens are.
+    let issuer = Issuer::from_policy(policy.clone(), clock.clone(), "i").unwrap();
+    assert_eq!(issuer.verify(jws).await.unwrap_err(), AuthnError::WrongAudience);
+    let (input, sig) = jws.rsplit_once('.').unwrap();
+    let forged = format!("{input}.{}", sig.replace('d', "e"));
+    assert_eq!(
+        issuer.verify(&forged).await.unwrap_err(),
+        AuthnError::BadSignature
+    );
+    // Another secret: refused.
+    let mut other = policy.clone();
+    other.hs256_secret = Some(crate::secret::Secret::new(vec![7u8; 64]));
+    let other = Issuer::from_policy(other, clock.clone(), "i").unwrap();
+    assert_eq!(other.verify(jws).await.unwrap_err(), AuthnError::BadSignature);
+    // HS256 not on the allow-list: refused before any key is looked at.
+    policy.algorithms = vec![Algorithm::ES256];
+    let strict = Issuer::from_policy(policy, clock, "i").unwrap();
+    assert!(matches!(
+        strict.verify(jws).await,
+        Err(AuthnError::AlgNotAllowed(_))
+    ));
+}
+
 #[test]
 fn rfc7638_thumbprint_vector() {
     let v = vector("rfc7638-3.1-thumbprint.json");

@@ -573,20 +573,21 @@ async fn remove_revocation(
     }
 }
 
-fn unavailable_store(e: impl std::fmt::Display) -> Response {
+/// `{"title", "status"}` with that status.
+fn answer(status: StatusCode, title: &dyn std::fmt::Display) -> Response {
     (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"title": e.to_string(), "status": 503})),
+        status,
+        Json(json!({"title": title.to_string(), "status": status.as_u16()})),
     )
         .into_response()
 }
 
+fn unavailable_store(e: impl std::fmt::Display) -> Response {
+    answer(StatusCode::SERVICE_UNAVAILABLE, &e)
+}
+
 fn not_configured(what: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"title": format!("No {what} section is configured"), "status": 404})),
-    )
-        .into_response()
+    answer(StatusCode::NOT_FOUND, &format!("No {what} section is configured"))
 }
 
 fn unix_date(secs: Option<i64>) -> serde_json::Value {
@@ -719,16 +720,8 @@ fn key_error(e: crate::authn::api_keys::ApiKeysError) -> Response {
     use crate::authn::api_keys::ApiKeysError as E;
     match e {
         E::InvalidInput(m) => bad_request(&m),
-        E::UnknownKey(_) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"title": e.to_string(), "status": 404})),
-        )
-            .into_response(),
-        E::NotActive { .. } => (
-            StatusCode::CONFLICT,
-            Json(json!({"title": e.to_string(), "status": 409})),
-        )
-            .into_response(),
+        E::UnknownKey(_) => answer(StatusCode::NOT_FOUND, &e),
+        E::NotActive { .. } => answer(StatusCode::CONFLICT, &e),
         E::StoreUnavailable { .. } | E::Store { .. } | E::Random => unavailable_store(e),
     }
 }
@@ -786,11 +779,7 @@ async fn add_user(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> Re
         Err(e @ (users::UsersError::InvalidName | users::UsersError::Password(_))) => {
             bad_request(&e.to_string())
         }
-        Err(e @ users::UsersError::Exists) => (
-            StatusCode::CONFLICT,
-            Json(json!({"title": e.to_string(), "status": 409})),
-        )
-            .into_response(),
+        Err(e @ users::UsersError::Exists) => answer(StatusCode::CONFLICT, &e),
         Err(e) => unavailable_store(e),
     }
 }
@@ -827,11 +816,7 @@ async fn enrol_mfa(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> R
     match mfa.enrol(user, alg, digits).await {
         Ok(e) => enrolment(user, None, &e),
         Err(crate::mfa::MfaError::InvalidInput(why)) => bad_request(&why),
-        Err(e @ crate::mfa::MfaError::AlreadyEnrolled) => (
-            StatusCode::CONFLICT,
-            Json(json!({"title": e.to_string(), "status": 409})),
-        )
-            .into_response(),
+        Err(e @ crate::mfa::MfaError::AlreadyEnrolled) => answer(StatusCode::CONFLICT, &e),
         Err(e) => unavailable_store(e),
     }
 }

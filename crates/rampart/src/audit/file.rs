@@ -40,7 +40,7 @@ pub struct FileSink {
     max_age: Duration,
 }
 
-fn sink_err(dir: &Path, reason: impl std::fmt::Display) -> AuditError {
+pub(super) fn sink_err(dir: &Path, reason: impl std::fmt::Display) -> AuditError {
     AuditError::Sink {
         location: dir.display().to_string(),
         reason: reason.to_string(),

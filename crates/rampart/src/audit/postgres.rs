@@ -120,6 +120,20 @@ async fn bounded<T>(
     }
 }
 
+/// A transaction holding the table's advisory lock: appends (one chain
+/// per table, whatever the node) and the questions about them take turns.
+async fn locked(
+    pool: &sqlx::PgPool,
+    lock: i64,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 fn bytes32(v: &[u8]) -> Option<Hash> {
     (v.len() == 32).then(|| {
         let mut h = [0u8; 32];
@@ -210,11 +224,7 @@ impl PgSink {
         let mut attempted: Option<Vec<Link>> = None;
         let sent = &mut attempted;
         let result = bounded(&location, async {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(lock)
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = locked(&pool, lock).await?;
             let row = sqlx::query(AssertSqlSafe(last)).fetch_optional(&mut *tx).await?;
             let mut head = Head::default();
             if let Some(row) = row {
@@ -278,10 +288,7 @@ impl PgSink {
             }
             Err(e) => {
                 self.in_doubt = attempted;
-                // A broken connection is not reused.
-                if let Some(p) = self.pool.take() {
-                    p.close().await;
-                }
+                self.drop_pool().await;
                 Err(e)
             }
         }
@@ -327,6 +334,13 @@ impl PgSink {
         Ok(if committed { links } else { None })
     }
 
+    /// A broken connection is not reused: the next call connects anew.
+    async fn drop_pool(&mut self) {
+        if let Some(p) = self.pool.take() {
+            p.close().await;
+        }
+    }
+
     /// Whether the entry `seq` with `hash` is in the table. Asked under
     /// the table's lock: an append whose commit is still under way (its
     /// client gone, its answer lost) finishes first, so the answer is
@@ -337,11 +351,7 @@ impl PgSink {
         let lock = self.sql.lock;
         let pool = self.ready().await?.clone();
         let row = bounded(&location, async {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(lock)
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = locked(&pool, lock).await?;
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(i64::try_from(seq).unwrap_or(i64::MAX))
                 .bind(hash.to_vec())
@@ -352,9 +362,7 @@ impl PgSink {
         })
         .await;
         if row.is_err() {
-            if let Some(p) = self.pool.take() {
-                p.close().await;
-            }
+            self.drop_pool().await;
         }
         Ok(row?.is_some())
     }

@@ -162,18 +162,6 @@ fn ms(d: Duration) -> f64 {
 const MAX_SIGNALS: usize = 32;
 const MAX_POINTER: usize = 256;
 
-/// `s` cut to at most `max` bytes, on a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 impl RequestEvent {
     /// The record of a request from its context. Free text is redacted here.
     pub fn from_exchange(ex: &Exchange, status: u16, latency: Duration, bytes_out: Option<u64>) -> Self {
@@ -237,7 +225,7 @@ impl RequestEvent {
                     at => format!(
                         "{} at {}",
                         s.kind,
-                        redact::redact_url_part(truncate(at, MAX_POINTER))
+                        redact::redact_url_part(redact::prefix(at, MAX_POINTER))
                     ),
                 })
                 .collect(),

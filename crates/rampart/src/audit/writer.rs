@@ -787,7 +787,9 @@ impl Writer {
             tracing::error!(target: "rampart::audit", error = %e, "clearing the audit spool failed");
             return;
         }
-        let _ = std::fs::remove_file(dir.join(DOUBT_FILE));
+        if let Err(e) = SpoolDoubt::remove(&dir) {
+            tracing::error!(target: "rampart::audit", error = %e, "removing the audit spool's note failed (a new spool removes it first)");
+        }
         self.health.spooling.store(false, Ordering::SeqCst);
         tracing::info!(target: "rampart::audit", "the audit spool was moved into PostgreSQL");
     }
@@ -868,31 +870,23 @@ impl SpoolDoubt {
     /// Written (and fsynced) before the records it speaks of.
     fn write(&self, dir: &std::path::Path) -> Result<(), AuditError> {
         use std::io::Write as _;
-        let fail = |e: std::io::Error| AuditError::Sink {
-            location: dir.display().to_string(),
-            reason: format!("{DOUBT_FILE}: {e}"),
-        };
+        let fail = |e: &dyn std::fmt::Display| super::file::sink_err(dir, format!("{DOUBT_FILE}: {e}"));
         let tmp = dir.join(format!("{DOUBT_FILE}.tmp"));
-        let body = serde_json::to_vec(self).map_err(|e| fail(std::io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-        f.write_all(&body).map_err(fail)?;
-        f.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, dir.join(DOUBT_FILE)).map_err(fail)?;
-        super::segment::sync_dir(dir).map_err(|e| fail(std::io::Error::other(e.to_string())))
+        let body = serde_json::to_vec(self).map_err(|e| fail(&e))?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| fail(&e))?;
+        f.write_all(&body).map_err(|e| fail(&e))?;
+        f.sync_all().map_err(|e| fail(&e))?;
+        std::fs::rename(&tmp, dir.join(DOUBT_FILE)).map_err(|e| fail(&e))?;
+        super::segment::sync_dir(dir).map_err(|e| fail(&e))
     }
 
     /// Removes the note (and makes the removal durable); none is fine.
     fn remove(dir: &std::path::Path) -> Result<(), AuditError> {
+        let fail = |e: &dyn std::fmt::Display| super::file::sink_err(dir, format!("{DOUBT_FILE}: {e}"));
         match std::fs::remove_file(dir.join(DOUBT_FILE)) {
-            Ok(()) => super::segment::sync_dir(dir).map_err(|e| AuditError::Sink {
-                location: dir.display().to_string(),
-                reason: format!("{DOUBT_FILE}: {e}"),
-            }),
+            Ok(()) => super::segment::sync_dir(dir).map_err(|e| fail(&e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(AuditError::Sink {
-                location: dir.display().to_string(),
-                reason: format!("{DOUBT_FILE}: {e}"),
-            }),
+            Err(e) => Err(fail(&e)),
         }
     }
 

@@ -19,3 +19,16 @@ pub mod mask;
 
 pub use detect::{redact, redact_query, redact_url_part, REDACTED};
 pub use mask::{iban_valid, luhn_valid, mask_iban, mask_pan, MaskStyle};
+
+/// At most the first `max` bytes of `s`, cut on a character boundary (a
+/// client's text bounded before it is scanned or kept).
+pub fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

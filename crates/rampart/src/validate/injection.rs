@@ -67,16 +67,7 @@ pub fn detect(s: &str) -> Option<InjectionClass> {
     if s.len() < 2 {
         return None;
     }
-    let s = match s.get(..MAX_SCAN.min(s.len())) {
-        Some(p) => p,
-        None => {
-            let mut end = MAX_SCAN.min(s.len());
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            &s[..end]
-        }
-    };
+    let s = crate::redact::prefix(s, MAX_SCAN);
     if inert(s) {
         return None;
     }

@@ -668,14 +668,7 @@ impl PgThroughProxy {
         self.proxy.set(false).await;
         ids.push(answered(c).await);
         let audit = self.h.server().runtime().snapshot().auditor().unwrap().clone();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while audit.is_healthy() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the trail never noticed the cut"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::redis::wait_until("the trail noticed the cut", || !audit.is_healthy()).await;
         self.h.upstream.count()
     }
 

@@ -71,6 +71,11 @@ pub fn detect(s: &str) -> Option<InjectionClass> {
     if inert(s) {
         return None;
     }
+    detectors(s)
+}
+
+/// Every detector, in order, without the [`inert`] shortcut.
+pub(super) fn detectors(s: &str) -> Option<InjectionClass> {
     let lower = s.to_ascii_lowercase();
     if is_ssrf(s) {
         return Some(InjectionClass::Ssrf);
@@ -105,7 +110,7 @@ pub fn detect(s: &str) -> Option<InjectionClass> {
 
 /// Words that make a string of letters and digits worth a full look (SQL
 /// keywords: `union select 1`, `order by 3`, `1 and 1`).
-const SQL_WORDS: &[&str] = &[
+pub(super) const SQL_WORDS: &[&str] = &[
     "or",
     "and",
     "xor",
@@ -147,21 +152,108 @@ const SQL_WORDS: &[&str] = &[
 /// `-`, `_`, `,`, `@`, `+` (a `.` only before a digit, `125.00`), with no
 /// `--` and no SQL keyword, cannot match any detector. Most values of a
 /// banking payload (names, ids, amounts, IBANs) are such strings.
-fn inert(s: &str) -> bool {
+pub(super) fn inert(s: &str) -> bool {
+    if s.is_ascii() {
+        inert_ascii(s.as_bytes())
+    } else {
+        inert_unicode(s)
+    }
+}
+
+/// What a byte is to [`inert_ascii`]: not inert, a letter or digit (part
+/// of a word), an inert separator, `-` or `.` (inert depending on the next
+/// byte).
+const BAD: u8 = 0;
+const WORD: u8 = 1;
+const SEP: u8 = 2;
+const DASH: u8 = 3;
+const DOT: u8 = 4;
+const CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => WORD,
+            b'_' | b',' | b'@' | b'+' | b' ' => SEP,
+            b'-' => DASH,
+            b'.' => DOT,
+            _ => BAD,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// [`inert`] for ASCII text (nearly every key and value): one pass over the
+/// bytes, a table lookup each, looking up each word among the SQL keywords
+/// as it ends.
+pub(super) fn inert_ascii(b: &[u8]) -> bool {
+    let mut word = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let class = CLASS[usize::from(c)];
+        if class == WORD {
+            continue;
+        }
+        let ok = match class {
+            SEP => true,
+            DASH => b.get(i + 1) != Some(&b'-'),
+            DOT => b.get(i + 1).is_some_and(u8::is_ascii_digit),
+            _ => false,
+        };
+        if !ok || is_sql_word(&b[word..i]) {
+            return false;
+        }
+        word = i + 1;
+    }
+    !is_sql_word(&b[word..])
+}
+
+/// [`inert`] for text with non-ASCII letters (names with accents).
+pub(super) fn inert_unicode(s: &str) -> bool {
     let b = s.as_bytes();
     let chars_ok = s.char_indices().all(|(i, c)| {
         c.is_alphanumeric()
             || matches!(c, ' ' | '-' | '_' | ',' | '@' | '+')
             || (c == '.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
     });
-    // A keyword matters only beside another token: one word alone (an id,
-    // an IBAN, an amount, a member name) is not a statement.
+    // Any separator joins keywords for a detector (`union+select`), so
+    // every word is looked at, not only words between spaces.
     chars_ok
         && !s.contains("--")
-        && (!s.contains(' ')
-            || !s
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|w| w.len() <= 9 && SQL_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k))))
+        && !s
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| is_sql_word(w.as_bytes()))
+}
+
+/// For each word length up to 9, the first letters (a bit each, `a` = bit
+/// 0) of the [`SQL_WORDS`] of that length: most words of a payload are
+/// ruled out by this one lookup, without a comparison.
+const SQL_FIRST: [u32; 10] = {
+    let mut t = [0u32; 10];
+    let mut i = 0;
+    while i < SQL_WORDS.len() {
+        let w = SQL_WORDS[i].as_bytes();
+        t[w.len()] |= 1 << (w[0] - b'a');
+        i += 1;
+    }
+    t
+};
+
+/// Whether `w` is one of [`SQL_WORDS`], in any case.
+fn is_sql_word(w: &[u8]) -> bool {
+    let Some(&mask) = SQL_FIRST.get(w.len()) else {
+        return false;
+    };
+    let first = w.first().map_or(0, u8::to_ascii_lowercase);
+    if !first.is_ascii_lowercase() || mask & (1 << (first - b'a')) == 0 {
+        return false;
+    }
+    let mut lower = [0u8; 9];
+    let lower = &mut lower[..w.len()];
+    lower.copy_from_slice(w);
+    lower.make_ascii_lowercase();
+    SQL_WORDS.iter().any(|k| k.as_bytes() == &lower[..])
 }
 
 /// Runs a libinjection check; a panic in it counts as a detection.

@@ -360,6 +360,65 @@ fn ssrf_catches_every_notation_of_internal_addresses() {
     }
 }
 
+/// Keywords joined by `+` (a form-encoded space) or `,` rather than a
+/// space still reach the detectors: the inert shortcut once looked for
+/// keywords only between spaces (found by the property test below).
+#[test]
+fn sql_keywords_joined_without_spaces_are_refused() {
+    for s in ["union+select", "1+union+select+null", "x,union,select,password"] {
+        assert!(!super::injection::inert(s), "{s}");
+        assert!(detect(s).is_some(), "{s}");
+    }
+}
+
+/// Every SQL keyword, in any case and beside any separator, takes a
+/// string off the fast path; words that only share a length or a first
+/// letter with one do not.
+#[test]
+fn every_sql_keyword_leaves_the_fast_path() {
+    for w in super::injection::SQL_WORDS {
+        for s in [
+            format!("1 {w}"),
+            format!("x+{}", w.to_uppercase()),
+            format!("{}_1", w[..1].to_uppercase() + &w[1..]),
+        ] {
+            assert!(!super::injection::inert(&s), "{s}");
+        }
+    }
+    for s in [
+        "ACME Energy GmbH",
+        "Invoice 2026-117",
+        "orb",
+        "an",
+        "iban DE89",
+        "Nullmann",
+    ] {
+        assert!(super::injection::inert(s), "{s}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 4000, ..Default::default() })]
+
+    /// The fast path is sound: a string it lets through matches no
+    /// detector, and its ASCII and Unicode forms agree.
+    #[test]
+    fn an_inert_string_matches_no_detector(
+        s in "([a-zA-Z0-9 ._,@+=;'()<>/*#-]|or|OR|union|select|and|--|1=1|é){0,16}"
+    ) {
+        if s.is_ascii() {
+            proptest::prop_assert_eq!(
+                super::injection::inert_ascii(s.as_bytes()),
+                super::injection::inert_unicode(&s),
+                "{:?}", s
+            );
+        }
+        if super::injection::inert(&s) {
+            proptest::prop_assert_eq!(super::injection::detectors(&s), None, "{:?}", s);
+        }
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
 

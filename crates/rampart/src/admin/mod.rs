@@ -675,7 +675,7 @@ async fn rotate_key(State(rt): State<Arc<Runtime>>, body: axum::body::Bytes) -> 
         return bad_request("`id` must be a key id, as GET /admin/keys shows it (not the key)");
     };
     let (overlap, expires) = match (key_duration(&req, "overlap"), key_duration(&req, "expires")) {
-        (Ok(o), Ok(e)) => (o.unwrap_or(std::time::Duration::from_secs(24 * 3600)), e),
+        (Ok(o), Ok(e)) => (o.unwrap_or(crate::authn::api_keys::DEFAULT_OVERLAP), e),
         (Err(m), _) | (_, Err(m)) => return bad_request(&m),
     };
     match keys.rotate(id, overlap, expires).await {

@@ -193,13 +193,13 @@ pub fn table(records: &[KeyRecord], now: i64) -> String {
 }
 
 /// `rampart keys rotate`.
-pub fn rotate(config: &Path, id: &str, overlap: &str, expires: Option<&str>) -> ExitCode {
+pub fn rotate(config: &Path, id: &str, overlap: Option<&str>, expires: Option<&str>) -> ExitCode {
     let id = match key_id(id) {
         Ok(id) => id,
         Err(code) => return code,
     };
-    let overlap = match duration("--overlap", overlap) {
-        Ok(d) => d,
+    let overlap = match overlap.map(|o| duration("--overlap", o)).transpose() {
+        Ok(d) => d.unwrap_or(crate::authn::api_keys::DEFAULT_OVERLAP),
         Err(code) => return code,
     };
     let expires = match expires.map(|e| duration("--expires", e)).transpose() {

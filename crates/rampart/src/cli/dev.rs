@@ -64,9 +64,9 @@ pub enum KeysCommand {
         config: PathBuf,
         /// The id of the key to replace (from `rampart keys list`).
         key_id: String,
-        /// How long the old key stays valid.
-        #[arg(long, default_value = "24h", value_name = "DURATION")]
-        overlap: String,
+        /// How long the old key stays valid [default: 24h].
+        #[arg(long, value_name = "DURATION")]
+        overlap: Option<String>,
         /// Lifetime of the new key (default: the old key's lifetime, if it had one).
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
@@ -229,7 +229,7 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
             key_id,
             overlap,
             expires,
-        } => super::api_keys::rotate(&config, &key_id, &overlap, expires.as_deref()),
+        } => super::api_keys::rotate(&config, &key_id, overlap.as_deref(), expires.as_deref()),
         KeysCommand::Revoke { config, key_id } => super::api_keys::revoke(&config, &key_id),
     }
 }

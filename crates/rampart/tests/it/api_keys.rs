@@ -4,6 +4,7 @@
 //! prints accepted (or refused) by the library the gateway uses.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 use rampart::authn::api_keys::{ApiKeys, ApiKeysPolicy};
@@ -134,6 +135,22 @@ async fn create_list_rotate_revoke_on_sqlite() {
     assert_eq!(authenticate(&fresh, &new_key).await.unwrap(), "partner-a");
     let list = keys(&["list", "--config", c]);
     assert!(list.out.contains("revoked"), "{}", list.out);
+
+    // Without --overlap, the replaced key works a day more.
+    let r = keys(&["rotate", "--config", c, &new_id]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let until = r
+        .err
+        .split("stays valid until ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no end of overlap in: {}", r.err));
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(
+        left > Duration::from_secs(24 * 3600 - 60) && left <= Duration::from_secs(24 * 3600),
+        "{left:?}"
+    );
 
     // A revoked key cannot be rotated back to life.
     let r = keys(&["rotate", "--config", c, &id]);

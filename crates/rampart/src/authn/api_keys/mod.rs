@@ -62,6 +62,9 @@ pub const ISSUER: &str = "api_key";
 pub const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 /// Longest `--expires`.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(5 * 366 * 24 * 3600);
+/// How long a rotated key keeps working when no overlap is given (the CLI
+/// and the admin API).
+pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 /// Longest `--overlap`.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 

@@ -13,6 +13,9 @@
 //! business, and resolving here would let a client make the gateway query
 //! any name.
 //!
+//! Strings with compatibility forms (fullwidth `ｕｎｉｏｎ`, `﹤`, `／`) are
+//! also checked folded to NFKC, as a normalising backend would read them.
+//!
 //! False positives matter as much as misses: names such as `O'Brien`,
 //! `Smith & Sons Ltd`, `D'Angelo` and remittance texts with `/`, `-`, `#`
 //! pass (tests hold a list of look-alikes).
@@ -23,6 +26,8 @@
 //! caught and counted as a detection: closed, never a crash.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use unicode_normalization::UnicodeNormalization as _;
 
 /// A class of injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,10 +73,27 @@ pub fn detect(s: &str) -> Option<InjectionClass> {
         return None;
     }
     let s = crate::redact::prefix(s, MAX_SCAN);
-    if inert(s) {
+    if s.is_ascii() {
+        return if inert_ascii(s.as_bytes()) {
+            None
+        } else {
+            detectors(s)
+        };
+    }
+    if !inert_unicode(s) {
+        if let Some(class) = detectors(s) {
+            return Some(class);
+        }
+    }
+    // A backend that normalises (NFKC, or Windows' best-fit code pages)
+    // reads compatibility forms as ASCII: `ｕｎｉｏｎ ｓｅｌｅｃｔ` is `union
+    // select` to it, `﹤script﹥` is `<script>`. The folded text is checked
+    // too.
+    let folded: String = s.nfkc().collect();
+    if folded == s || inert(&folded) {
         return None;
     }
-    detectors(s)
+    detectors(&folded)
 }
 
 /// Every detector, in order, without the [`inert`] shortcut.

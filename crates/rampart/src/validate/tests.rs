@@ -371,6 +371,31 @@ fn sql_keywords_joined_without_spaces_are_refused() {
     }
 }
 
+/// Compatibility forms a normalising backend (NFKC, Windows best-fit)
+/// reads as ASCII are checked as that backend reads them; names and texts
+/// with such forms that fold to something harmless still pass.
+#[test]
+fn fullwidth_and_compatibility_forms_are_checked_folded() {
+    for (s, class) in [
+        ("ｕｎｉｏｎ ｓｅｌｅｃｔ ｐａｓｓｗｏｒｄ", InjectionClass::Sqli),
+        ("１ ｏｒ １＝１", InjectionClass::Sqli),
+        ("..／..／etc／passwd", InjectionClass::PathTraversal),
+        ("﹤script﹥alert(1)﹤/script﹥", InjectionClass::Xss),
+        ("ｈｔｔｐ://１２７.０.０.１/admin", InjectionClass::Ssrf),
+    ] {
+        assert_eq!(detect(s), Some(class), "{s}");
+    }
+    for s in [
+        "Ｍüller ＧｍｂＨ",
+        "株式会社（東京）",
+        "José Ａｌｖａｒｅｚ ＆ Ｈｉｊｏｓ",
+        "Zahlung Nr．２０２６",
+        "ﬁnance ½ year",
+    ] {
+        assert_eq!(detect(s), None, "{s}");
+    }
+}
+
 /// Every SQL keyword, in any case and beside any separator, takes a
 /// string off the fast path; words that only share a length or a first
 /// letter with one do not.

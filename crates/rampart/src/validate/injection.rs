@@ -488,14 +488,17 @@ fn is_traversal(lower: &str) -> bool {
         }
         v = d;
     }
-    if v.contains(['%', '\u{2215}', '\u{ff0e}', '\\']) {
+    // Compatibility forms the decoding revealed (`%ef%bc%8f` is `／`), as
+    // [`detect`] folds those of the raw string.
+    if !v.is_ascii() {
+        v = v.nfkc().collect();
+    }
+    if v.contains(['%', '\u{2215}', '\\']) {
         v = v
             .replace("%c0%ae", ".")
             .replace("%c0%af", "/")
             .replace("%c1%9c", "\\")
-            .replace('\u{2215}', "/")
-            .replace('\u{ff0e}', ".")
-            .replace('\\', "/");
+            .replace(['\u{2215}', '\\'], "/");
     }
     if v.contains("../") || v.ends_with("/..") || v == ".." || v.contains("/..;") || v.contains("..;/") {
         return true;

@@ -380,6 +380,12 @@ fn fullwidth_and_compatibility_forms_are_checked_folded() {
         ("ｕｎｉｏｎ ｓｅｌｅｃｔ ｐａｓｓｗｏｒｄ", InjectionClass::Sqli),
         ("１ ｏｒ １＝１", InjectionClass::Sqli),
         ("..／..／etc／passwd", InjectionClass::PathTraversal),
+        (
+            "..%ef%bc%8f..%ef%bc%8fetc%ef%bc%8fpasswd",
+            InjectionClass::PathTraversal,
+        ),
+        ("..％２ｆ..％２ｆetc％２ｆpasswd", InjectionClass::PathTraversal),
+        ("..＼..＼windows＼win.ini", InjectionClass::PathTraversal),
         ("﹤script﹥alert(1)﹤/script﹥", InjectionClass::Xss),
         ("ｈｔｔｐ://１２７.０.０.１/admin", InjectionClass::Ssrf),
     ] {

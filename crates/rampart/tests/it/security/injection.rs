@@ -49,6 +49,7 @@ const LISTS: &[&str] = &[
     "injection/ldap.txt",
     "injection/nosql.txt",
     "injection/ssrf.txt",
+    "injection/evasion.txt",
 ];
 
 async fn note(h: &Harness, path: &str, text: &str) -> TestResponse {

@@ -73,27 +73,24 @@ pub fn detect(s: &str) -> Option<InjectionClass> {
         return None;
     }
     let s = crate::redact::prefix(s, MAX_SCAN);
-    if s.is_ascii() {
-        return if inert_ascii(s.as_bytes()) {
-            None
-        } else {
-            detectors(s)
-        };
-    }
-    if !inert_unicode(s) {
+    if !inert(s) {
         if let Some(class) = detectors(s) {
             return Some(class);
         }
     }
+    if s.is_ascii() {
+        return None;
+    }
     // A backend that normalises (NFKC, or Windows' best-fit code pages)
     // reads compatibility forms as ASCII: `ｕｎｉｏｎ ｓｅｌｅｃｔ` is `union
     // select` to it, `﹤script﹥` is `<script>`. The folded text is checked
-    // too.
+    // too, within the same bound (folding can lengthen a string).
     let folded: String = s.nfkc().collect();
-    if folded == s || inert(&folded) {
+    let f = crate::redact::prefix(&folded, MAX_SCAN);
+    if f == s || inert(f) {
         return None;
     }
-    detectors(&folded)
+    detectors(f)
 }
 
 /// Every detector, in order, without the [`inert`] shortcut.
